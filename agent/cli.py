@@ -1,0 +1,140 @@
+"""The ``cartline`` command."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from agent.config import Settings, load_settings
+from agent.errors import CartlineError, ConfigError
+from agent.telephony import asterisk
+from agent.telephony.dialplan import (
+    Instance,
+    pbx_instance,
+    render_pbx,
+    render_simulator,
+    simulator_instance,
+)
+
+
+def _pbx_login(settings: Settings) -> asterisk.AmiLogin:
+    a = settings.ami
+    return asterisk.AmiLogin(a.host, a.port, a.username, a.secret.get_secret_value())
+
+
+def _simulator_login(settings: Settings) -> asterisk.AmiLogin:
+    s = settings.simulator
+    return asterisk.AmiLogin("127.0.0.1", s.ami_port, s.ami_username, s.ami_secret.get_secret_value())
+
+
+def _targets(settings: Settings, which: str) -> list[tuple[Instance, asterisk.AmiLogin]]:
+    out: list[tuple[Instance, asterisk.AmiLogin]] = []
+    if which in ("pbx", "all"):
+        out.append((pbx_instance(settings), _pbx_login(settings)))
+    if which in ("simulator", "all"):
+        out.append((simulator_instance(settings), _simulator_login(settings)))
+    return out
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    path = Path(args.path) if args.path else args.config
+    try:
+        load_settings(path)
+    except ConfigError as exc:
+        print(f"{exc.source}: {len(exc.problems)} problem(s):", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 1
+    print(f"{path or 'config.yaml'}: OK")
+    return 0
+
+
+def cmd_asterisk(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config)
+    state = settings.state_dir
+    if args.action == "render":
+        if args.which in ("pbx", "all"):
+            inst = render_pbx(settings)
+            print(f"rendered {inst.name} into {inst.host(inst.etc_dir)}")
+        if args.which in ("simulator", "all"):
+            inst = render_simulator(settings)
+            print(f"rendered {inst.name} into {inst.host(inst.etc_dir)}")
+        return 0
+    targets = _targets(settings, args.which)
+    if args.action == "start":
+        for instance, login in targets:
+            if asterisk.read_pid(state, instance) is None:
+                (render_pbx if instance.name == settings.asterisk.instance else render_simulator)(
+                    settings
+                )
+            pid = asterisk.start(instance, state, login, settings.asterisk.start_timeout_s)
+            print(f"{instance.name}: running (pid {pid}), AMI on {login.host}:{login.port}")
+        return 0
+    if args.action == "stop":
+        for instance, _ in targets:
+            stopped = asterisk.stop(instance, state, settings.asterisk.stop_timeout_s)
+            print(f"{instance.name}: {'stopped' if stopped else 'was not running'}")
+        return 0
+    code = 0
+    for instance, login in targets:
+        st = asterisk.status(instance, state, login)
+        if st.running:
+            ami = "AMI ready" if st.ami_ready else "AMI not answering"
+            print(f"{instance.name}: running (pid {st.pid}), {ami}")
+        else:
+            print(f"{instance.name}: not running")
+            code = 3
+    return code
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cartline", description="Self-hosted AI voice agent for merchants, on Asterisk."
+    )
+    parser.add_argument(
+        "-c", "--config", type=Path, default=None, help="config file (default: ./config.yaml)"
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    check = sub.add_parser("check-config", help="validate a config file and list its problems")
+    check.add_argument("path", nargs="?", help="config file (default: ./config.yaml)")
+    check.set_defaults(func=cmd_check_config)
+
+    ast = sub.add_parser("asterisk", help="render, start, stop or inspect Cartline's Asterisk")
+    ast.add_argument("action", choices=["render", "start", "stop", "status"])
+    ast.add_argument(
+        "--which",
+        choices=["pbx", "simulator", "all"],
+        default="pbx",
+        help="Cartline's own Asterisk (pbx, the default), the customer simulator's, or both",
+    )
+    ast.set_defaults(func=cmd_asterisk)
+
+    from agent.simulator.cli import add_commands as add_call_commands
+
+    add_call_commands(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        code: int = args.func(args)
+    except CartlineError as exc:
+        print(f"cartline: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
