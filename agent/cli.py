@@ -27,7 +27,8 @@ def _pbx_login(settings: Settings) -> asterisk.AmiLogin:
 
 def _simulator_login(settings: Settings) -> asterisk.AmiLogin:
     s = settings.simulator
-    return asterisk.AmiLogin("127.0.0.1", s.ami_port, s.ami_username, s.ami_secret.get_secret_value())
+    secret = s.ami_secret.get_secret_value()
+    return asterisk.AmiLogin("127.0.0.1", s.ami_port, s.ami_username, secret)
 
 
 def _targets(settings: Settings, which: str) -> list[tuple[Instance, asterisk.AmiLogin]]:
@@ -126,6 +127,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not args.verbose:
+        # panoramisk logs every request and reconnect attempt at INFO.
+        logging.getLogger("panoramisk").setLevel(logging.WARNING)
     try:
         code: int = args.func(args)
     except CartlineError as exc:

@@ -45,7 +45,12 @@ def test_every_problem_is_reported_with_its_path() -> None:
             "audiosocket": {"pacer_lead_frames": 9},
         }
     )
-    assert set(problems) >= {"ami.port", "ami.host", "trunk.codecs[1]", "audiosocket.pacer_lead_frames"}
+    assert set(problems) >= {
+        "ami.port",
+        "ami.host",
+        "trunk.codecs[1]",
+        "audiosocket.pacer_lead_frames",
+    }
     assert "integer" in problems["ami.port"]
 
 

@@ -198,7 +198,7 @@ class CustomerSimulator:
     ) -> SimulatedCall:
         """Places an inbound call to the merchant with ``caller_id`` as the customer's number."""
         assert self._ami is not None, "start() the simulator first"
-        call = SimulatedCall(id=str(uuid.uuid4()), number=caller_id, scenario=scenario, inbound=True)
+        call = SimulatedCall(str(uuid.uuid4()), caller_id, scenario, inbound=True)
         await self._register(call)
         await self._ami.originate(
             channel=f"PJSIP/{to or self.settings.merchant_number}@merchant",

@@ -22,6 +22,9 @@ from agent.telephony.dialplan import Instance
 
 log = logging.getLogger(__name__)
 
+# Asterisk processes this process started, kept so they are reaped when stopped.
+_children: dict[int, subprocess.Popen[bytes]] = {}
+
 
 @dataclass(frozen=True)
 class AmiLogin:
@@ -158,6 +161,7 @@ def start(instance: Instance, state_dir: Path, login: AmiLogin, timeout_s: float
             start_new_session=True,
         )
     # chroot exec()s Asterisk, so this is Asterisk's own PID.
+    _children[process.pid] = process
     pid_path.write_text(f"{process.pid}\n")
     try:
         ready = _wait_ready(login, timeout_s, process.pid, instance, process)
@@ -220,6 +224,11 @@ def stop(instance: Instance, state_dir: Path, timeout_s: float = 10.0) -> bool:
 
 def _reap(pid: int) -> None:
     # When this process started Asterisk, collect it so it leaves no zombie.
+    child = _children.get(pid)
+    if child is not None:
+        if child.poll() is not None:
+            del _children[pid]
+        return
     with contextlib.suppress(ChildProcessError, OSError):
         os.waitpid(pid, os.WNOHANG)
 
