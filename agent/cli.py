@@ -10,6 +10,7 @@ from pathlib import Path
 
 from agent.config import Settings, load_settings
 from agent.errors import CartlineError, ConfigError
+from agent.simulator.lab import pbx_login, simulator_login
 from agent.telephony import asterisk
 from agent.telephony.dialplan import (
     Instance,
@@ -20,23 +21,12 @@ from agent.telephony.dialplan import (
 )
 
 
-def _pbx_login(settings: Settings) -> asterisk.AmiLogin:
-    a = settings.ami
-    return asterisk.AmiLogin(a.host, a.port, a.username, a.secret.get_secret_value())
-
-
-def _simulator_login(settings: Settings) -> asterisk.AmiLogin:
-    s = settings.simulator
-    secret = s.ami_secret.get_secret_value()
-    return asterisk.AmiLogin("127.0.0.1", s.ami_port, s.ami_username, secret)
-
-
 def _targets(settings: Settings, which: str) -> list[tuple[Instance, asterisk.AmiLogin]]:
     out: list[tuple[Instance, asterisk.AmiLogin]] = []
     if which in ("pbx", "all"):
-        out.append((pbx_instance(settings), _pbx_login(settings)))
+        out.append((pbx_instance(settings), pbx_login(settings)))
     if which in ("simulator", "all"):
-        out.append((simulator_instance(settings), _simulator_login(settings)))
+        out.append((simulator_instance(settings), simulator_login(settings)))
     return out
 
 

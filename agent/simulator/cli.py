@@ -18,6 +18,7 @@ from agent.app import Telephony
 from agent.config import Settings, load_settings
 from agent.simulator import analysis, voice
 from agent.simulator.customer import CustomerSimulator
+from agent.simulator.lab import pbx_login, simulator_login
 from agent.simulator.scenario import Pause, Say, Scenario, ScenarioBook
 from agent.telephony import asterisk
 from agent.telephony.audiosocket import AudioSocketCall
@@ -52,13 +53,10 @@ def _ensure_running(settings: Settings) -> list[tuple[Any, str]]:
     """Starts the instances that are not running; returns the ones it started."""
     started = []
     state = settings.state_dir
-    a, s = settings.ami, settings.simulator
     plan = [
-        (pbx_instance(settings), render_pbx, asterisk.AmiLogin(
-            a.host, a.port, a.username, a.secret.get_secret_value())),
-        (simulator_instance(settings), render_simulator, asterisk.AmiLogin(
-            "127.0.0.1", s.ami_port, s.ami_username, s.ami_secret.get_secret_value())),
-    ]  # fmt: skip
+        (pbx_instance(settings), render_pbx, pbx_login(settings)),
+        (simulator_instance(settings), render_simulator, simulator_login(settings)),
+    ]
     for instance, render, login in plan:
         if asterisk.read_pid(state, instance) is None:
             render(settings)

@@ -12,6 +12,7 @@ from agent.app import Telephony
 from agent.config import Settings
 from agent.simulator import analysis, voice
 from agent.simulator.customer import CustomerSimulator
+from agent.simulator.lab import pbx_login
 from agent.simulator.scenario import (
     Answer,
     Dtmf,
@@ -270,13 +271,11 @@ async def test_asterisk_restart_during_a_call(
     simulator.book.add("15550008001", Scenario(steps=(Pause(30.0),)))
     placed = await tel.dialer.place("15550008001", amd=False)
     await placed.wait_media(15)
-    a = settings.ami
-    login = asterisk.AmiLogin(a.host, a.port, a.username, a.secret.get_secret_value())
     await asyncio.to_thread(asterisk.stop, pbx, settings.state_dir)
     outcome = await placed.wait_done(10)
     assert outcome.answered and outcome.status is CallStatus.FAILED
     assert outcome.hangup_cause_text in ("asterisk restarted", "AMI connection lost")
-    await asyncio.to_thread(asterisk.start, pbx, settings.state_dir, login, 20)
+    await asyncio.to_thread(asterisk.start, pbx, settings.state_dir, pbx_login(settings), 20)
     await tel.ami.wait_connected(15)
 
     line = await voice.speak("Back again after the restart.")
