@@ -130,17 +130,19 @@ class Pacer:
         while True:
             # Frame n belongs to real time start + n*period; it may go out
             # lead frames early, never earlier, so at most lead frames are in flight.
-            due = start + (n - self._lead) * self._period
+            slot = start + n * self._period
+            due = slot - self._lead * self._period
             now = self._clock.now()
             if now < due:
                 await self._clock.sleep_until(due)
                 now = self._clock.now()
-            elif now - due > self._max_late * self._period:
+            elif now - slot > self._max_late * self._period:
                 # The loop stalled: start a new timeline rather than bursting.
                 self.resyncs += 1
                 start = now + self._lead * self._period
                 n = 0
-            elif now - due > self._period:
+            elif now > slot:
+                # Behind real time: the far end's buffer ran dry for this frame.
                 self.late_frames += 1
             frame = self._next_frame()
             await self._sink(frame)

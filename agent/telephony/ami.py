@@ -197,6 +197,11 @@ class Ami:
                         "check ami.username and ami.secret"
                     )
                 await self._connected.wait()
+        except OSError as exc:
+            await self.close()
+            raise AmiError(
+                f"cannot connect to the AMI at {self._host}:{self._port}: {exc.strerror or exc}"
+            ) from None
         except TimeoutError:
             await self.close()
             raise AmiError(
