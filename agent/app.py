@@ -7,7 +7,7 @@ from typing import Protocol
 
 from agent.config import Settings
 from agent.telephony.agi import AgiServer, InboundRouter, StaticInboundRouter
-from agent.telephony.ami import Ami
+from agent.telephony.ami import Ami, AmiError
 from agent.telephony.audiosocket import AudioSocketCall, AudioSocketServer
 from agent.telephony.dialer import Dialer, PlacedCall
 
@@ -53,6 +53,23 @@ class Telephony:
             settings.fastagi.host, settings.fastagi.port, router or StaticInboundRouter(None)
         )
         self._media_handler = media_handler
+
+    async def send_text(self, number: str, body: str) -> None:
+        """Sends a text message to ``number`` over the trunk (SIP MESSAGE)."""
+        t = self.settings.trunk
+        await self.ami.message_send(
+            f"pjsip:{t.name}/sip:{number}@{t.host}:{t.port}",
+            f"sip:{t.caller_id}@{t.from_domain or t.sip_bind_host}",
+            body,
+        )
+
+    async def transfer(self, call: PlacedCall, number: str) -> None:
+        """Hands the customer to a person at ``number`` (AMI Redirect into cartline-transfer)."""
+        channel = call.channel
+        if channel is None:
+            raise AmiError("the call has no channel yet; it cannot be transferred")
+        call.tracker.mark_agent_hangup()
+        await self.ami.redirect(channel, "cartline-transfer", number)
 
     async def _on_media(self, conn: AudioSocketCall) -> None:
         placed = self.dialer.attach_media(conn)

@@ -12,6 +12,7 @@ recorded with monotonic timestamps. The simulator can also call the merchant
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import logging
 import time
@@ -26,7 +27,7 @@ from panoramisk import fast_agi
 from agent.config import SimulatorSettings
 from agent.simulator import voice
 from agent.simulator.scenario import Answer, Dtmf, Hangup, Pause, Say, Scenario, ScenarioBook
-from agent.telephony.ami import Ami
+from agent.telephony.ami import Ami, AmiEvent
 from agent.telephony.audiosocket import AudioSocketCall, AudioSocketServer
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,16 @@ class SaidLine:
     ended_at: float
     pcm: bytes
     cut_short: bool = False
+
+
+@dataclass(frozen=True)
+class TextMessage:
+    """A text message (SIP MESSAGE) a customer's phone received."""
+
+    at: float
+    to: str
+    sender: str
+    body: str
 
 
 @dataclass
@@ -99,6 +110,8 @@ class CustomerSimulator:
         self.cache_dir = cache_dir
         self.clock = clock
         self.calls: list[SimulatedCall] = []
+        self.messages: list[TextMessage] = []
+        self._background: set[asyncio.Task[None]] = set()
         self._by_id: dict[str, SimulatedCall] = {}
         self._new_call = asyncio.Condition()
         self._prepared: dict[str, asyncio.Task[None]] = {}
@@ -110,6 +123,7 @@ class CustomerSimulator:
         s = self.settings
         self._ami = Ami("127.0.0.1", s.ami_port, s.ami_username, s.ami_secret.get_secret_value())
         await self._ami.connect(timeout_s=10)
+        self._ami.add_listener(self._on_ami_event)
         self._audiosocket = AudioSocketServer(self._on_audio, "127.0.0.1", s.audiosocket_port)
         await self._audiosocket.start()
         app = fast_agi.Application(loop=asyncio.get_running_loop())
@@ -118,7 +132,7 @@ class CustomerSimulator:
         self._agi = await asyncio.start_server(app.handler, "127.0.0.1", s.fastagi_port)
 
     async def stop(self) -> None:
-        for task in self._prepared.values():
+        for task in [*self._prepared.values(), *self._background]:
             task.cancel()
         if self._agi is not None:
             self._agi.close()
@@ -167,6 +181,32 @@ class CustomerSimulator:
                     call._audio[i] = await voice.read_wav(step.wav)
                 elif step.text is not None:
                     call._audio[i] = await voice.speak(step.text, self.cache_dir)
+
+    def _on_ami_event(self, event: AmiEvent) -> None:
+        if event.name == "UserEvent" and event.get("UserEvent") == "SimMessage":
+            body = base64.b64decode(event.get("Body")).decode(errors="replace")
+            message = TextMessage(self.clock(), event.get("To"), event.get("From"), body)
+            self.messages.append(message)
+            task = asyncio.get_running_loop().create_task(self._notify())
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    async def _notify(self) -> None:
+        async with self._new_call:
+            self._new_call.notify_all()
+
+    async def wait_message(self, number: str, timeout_s: float = 10.0) -> TextMessage:
+        """The first text message to ``number``, waiting for it if needed."""
+        key = number.lstrip("+")
+
+        def find() -> TextMessage | None:
+            return next((m for m in self.messages if m.to.lstrip("+") == key), None)
+
+        async with asyncio.timeout(timeout_s), self._new_call:
+            await self._new_call.wait_for(lambda: find() is not None)
+        found = find()
+        assert found is not None
+        return found
 
     # -- FastAGI: what does this phone do? ----------------------------------------
 

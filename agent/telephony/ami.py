@@ -10,6 +10,7 @@ filtered out, and word to every call in progress when the connection drops.
 from __future__ import annotations
 
 import asyncio
+import base64
 import collections
 import logging
 import time
@@ -156,6 +157,7 @@ class Ami:
         self._history: collections.deque[AmiEvent] = collections.deque(maxlen=history)
         self._streams: dict[str, list[CallEvents]] = collections.defaultdict(list)
         self._waiters: list[tuple[Callable[[AmiEvent], bool], asyncio.Future[AmiEvent]]] = []
+        self._listeners: list[Callable[[AmiEvent], None]] = []
         self._connected = asyncio.Event()
         self._pending: set[asyncio.Future[Any]] = set()
         self._shutdown_seen = False
@@ -265,12 +267,18 @@ class Ami:
         if _is_noise(event.name, event.fields):
             return
         self._history.append(event)
+        for listener in self._listeners:
+            listener(event)
         for predicate, fut in list(self._waiters):
             if not fut.done() and predicate(event):
                 fut.set_result(event)
         for call_id in {event.fields.get(k) for k in _CALL_KEYS} - {None, ""}:
             for stream in self._streams.get(str(call_id), ()):
                 stream._put(event)
+
+    def add_listener(self, listener: Callable[[AmiEvent], None]) -> None:
+        """Calls ``listener`` with every event that is not noise (keep it quick)."""
+        self._listeners.append(listener)
 
     def call_events(self, call_id: str) -> CallEvents:
         """Subscribes to one call's events, starting with those already received."""
@@ -395,12 +403,21 @@ class Ami:
         )
 
     async def message_send(
-        self, to: str, from_: str, body: str, variables: Mapping[str, str] | None = None
+        self, destination: str, from_: str, body: str, variables: Mapping[str, str] | None = None
     ) -> None:
-        """Sends a text message over SIP MESSAGE; ``to`` like ``pjsip:trunk/sip:+1555@host``."""
-        fields: dict[str, Any] = {"Action": "MessageSend", "To": to, "From": from_, "Body": body}
+        """Sends a text message (SIP MESSAGE with PJSIP).
+
+        ``destination`` like ``pjsip:trunk/sip:+15551230001@host:port``; the body
+        goes base64-encoded, so any text survives the AMI's line format.
+        """
+        fields: dict[str, Any] = {
+            "Action": "MessageSend",
+            "Destination": destination,
+            "From": from_,
+            "Base64Body": base64.b64encode(body.encode()).decode(),
+        }
         if variables:
-            fields["Variable"] = ",".join(f"{k}={v}" for k, v in variables.items())
+            fields["Variable"] = [f"{k}={v}" for k, v in variables.items()]
         await self.action(fields)
 
     async def getvar(self, channel: str, name: str) -> str:

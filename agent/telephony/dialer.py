@@ -46,6 +46,14 @@ class PlacedCall:
     _follower: asyncio.Task[None] | None = None
 
     @property
+    def channel(self) -> str | None:
+        """The customer leg's Asterisk channel name, once Asterisk has made it."""
+        for event in self.events:
+            if event.name == "Newchannel" and event.get("Uniqueid") == self.call_id:
+                return event.get("Channel") or None
+        return None
+
+    @property
     def outcome(self) -> CallOutcome:
         return self.tracker.outcome
 

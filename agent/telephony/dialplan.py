@@ -154,6 +154,7 @@ def pbx_values(settings: Settings) -> dict[str, str]:
         "agi_url": f"agi://{settings.fastagi.host}:{settings.fastagi.port}",
         "recordings_dir": str(settings.recordings.dir),
         "max_call_s": str(settings.calls.max_call_s),
+        "transfer_ring_s": str(round(settings.trunk.ring_timeout_s)),
         "trunk_name": t.name,
         "trunk_transport": t.transport,
         "trunk_host": t.host,

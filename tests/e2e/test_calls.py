@@ -286,3 +286,42 @@ async def test_asterisk_restart_during_a_call(
     assert second.answered and second.hung_up_by is HungUpBy.AGENT
     heard = (await simulator.wait_call("15550008002")).heard_pcm()
     assert analysis.find(line, heard).correlation > 0.7
+
+
+async def test_transfer_to_a_person(
+    agent: tuple[Telephony, Agent], simulator: CustomerSimulator, pbx: Instance
+) -> None:
+    tel, handler = agent
+    person_line = await voice.speak("Hello, this is Robin from the store team. How can I help?")
+    simulator.book.add("15550010001", Scenario(steps=(Pause(12.0),), name="customer"))
+    simulator.book.add(
+        "15550010999", Scenario(steps=(Pause(0.5), Say(pcm=person_line), Pause(1.0), Hangup()))
+    )
+
+    async def script(conn: AudioSocketCall, call: PlacedCall | None) -> None:
+        assert call is not None
+        await asyncio.sleep(0.5)
+        await tel.transfer(call, "15550010999")
+
+    handler.script = script
+    placed = await tel.dialer.place("15550010001", amd=False)
+    outcome = await placed.wait_done(30)
+    assert outcome.answered
+    assert any(
+        e.name == "UserEvent" and e.get("UserEvent") == "CartlineTransfer" for e in placed.events
+    )
+    customer = await simulator.wait_call("15550010001")
+    person = await simulator.wait_call("15550010999")
+    await person.wait_done(5)
+    assert analysis.find(person_line, customer.heard_pcm()).correlation > 0.7
+    await _no_channels_left(pbx)
+
+
+async def test_text_message_over_the_trunk(
+    agent: tuple[Telephony, Agent], simulator: CustomerSimulator
+) -> None:
+    tel, _ = agent
+    body = "Your cart is waiting: https://shop.example/c/42?d=SAVE10, reply STOP to opt out"
+    await tel.send_text("+15550011001", body)
+    message = await simulator.wait_message("15550011001")
+    assert message.body == body
