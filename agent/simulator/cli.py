@@ -91,6 +91,7 @@ async def _demo_call(settings: Settings, number: str, *, amd: bool) -> int:
     out_dir = settings.state_dir / "demo"
     agent_pcm = [await voice.speak(line, cache) for line in AGENT_LINES]
     agent_heard: list[bytes] = []
+    agent_connected: list[float] = []
     book = ScenarioBook()
     book.add(
         number,
@@ -108,6 +109,7 @@ async def _demo_call(settings: Settings, number: str, *, amd: bool) -> int:
 
     async def agent(conn: AudioSocketCall, call: PlacedCall | None) -> None:
         clock.stamp("agent: audio connected, speaking")
+        agent_connected.append(time.monotonic())
 
         async def listen() -> None:
             async for pcm in conn.audio():
@@ -135,8 +137,7 @@ async def _demo_call(settings: Settings, number: str, *, amd: bool) -> int:
         customer = await sim.wait_call(number, 5)
         with contextlib.suppress(TimeoutError):
             await customer.wait_done(5)
-        printer.cancel()
-        await asyncio.gather(printer, return_exceptions=True)
+        await printer
 
     print("\nwhat happened")
     print(f"  outcome:      {outcome.status.value}, answered={outcome.answered}")
@@ -150,8 +151,13 @@ async def _demo_call(settings: Settings, number: str, *, amd: bool) -> int:
         m = analysis.find(pcm, heard_by_customer)
         print(f"  customer heard agent line {i + 1}: correlation {m.correlation:.3f}")
     for line in customer.said:
+        when = f"at {line.started_at - clock.t0:5.2f} s"
+        if agent_connected and line.ended_at < agent_connected[0]:
+            print(f"  customer said {line.label!r} {when}, during answering-machine detection")
+            continue
         m = analysis.find(line.pcm, heard_by_agent)
-        print(f"  agent heard customer line {line.label!r}: correlation {m.correlation:.3f}")
+        print(f"  customer said {line.label!r} {when}; agent heard it: correlation "
+              f"{m.correlation:.3f}")  # fmt: skip
     voice.write_wav(out_dir / "customer-heard.wav", heard_by_customer)
     voice.write_wav(out_dir / "agent-heard.wav", heard_by_agent)
     print(f"  what each side heard: {out_dir}/customer-heard.wav, agent-heard.wav")
@@ -161,10 +167,13 @@ async def _demo_call(settings: Settings, number: str, *, amd: bool) -> int:
 async def _print_events(tel: Telephony, placed: PlacedCall, clock: _Clock) -> None:
     seen = 0
     while True:
+        over = placed.done.is_set()
         for event in placed.events[seen:]:
             if event.name in SHOWN_EVENTS:
                 clock.stamp(_describe(event.name, event.fields))
         seen = len(placed.events)
+        if over:
+            return
         await asyncio.sleep(0.05)
 
 
