@@ -63,6 +63,14 @@ class Telephony:
             body,
         )
 
+    async def hangup(self, call: PlacedCall) -> None:
+        """Ends a call from Cartline's side over AMI (without its media connection)."""
+        channel = call.channel
+        if channel is None:
+            raise AmiError("the call has no channel yet; it cannot be hung up")
+        call.tracker.mark_agent_hangup()
+        await self.ami.hangup(channel)
+
     async def transfer(self, call: PlacedCall, number: str) -> None:
         """Hands the customer to a person at ``number`` (AMI Redirect into cartline-transfer)."""
         channel = call.channel

@@ -69,14 +69,27 @@ async def speak(text: str, cache_dir: Path | None = None, voice: str = "en-us") 
     """Synthesises a line with espeak-ng; cached by text when a folder is given."""
     key = hashlib.sha256(f"{voice}\0{text}".encode()).hexdigest()[:24]
     cached = cache_dir / f"{key}.s16" if cache_dir else None
-    if cached is not None and cached.exists():
-        return cached.read_bytes()
+    if cached is not None:
+        hit = await asyncio.to_thread(_read_if_exists, cached)
+        if hit is not None:
+            return hit
     wav_bytes = await _run(_need("espeak-ng"), "-v", voice, "-s", "160", "--stdout", text)
     pcm = await to_8k(wav_bytes)
     if cached is not None:
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        cached.write_bytes(pcm)
+        await asyncio.to_thread(_write_file, cached, pcm)
     return pcm
+
+
+def _read_if_exists(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+
+
+def _write_file(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
 
 
 def _read_wav_8k(path: Path) -> tuple[bytes | None, bytes]:

@@ -325,3 +325,21 @@ async def test_text_message_over_the_trunk(
     await tel.send_text("+15550011001", body)
     message = await simulator.wait_message("15550011001")
     assert message.body == body
+
+
+async def test_hang_up_over_ami(
+    agent: tuple[Telephony, Agent], simulator: CustomerSimulator, pbx: Instance
+) -> None:
+    tel, _ = agent
+    simulator.book.add("15550012001", Scenario(ring_s=0.5, steps=(Pause(20.0),)))
+    placed = await tel.dialer.place("15550012001", amd=False)
+    await placed.wait_media(10)
+    await tel.hangup(placed)
+    outcome = await placed.wait_done(10)
+    assert outcome.answered and outcome.hung_up_by is HungUpBy.AGENT
+    assert outcome.answered_at is not None and outcome.originated_at is not None
+    assert outcome.answered_at - outcome.originated_at >= 0.5  # it rang first
+    customer = await simulator.wait_call("15550012001")
+    await customer.wait_done(5)
+    assert not customer.hung_up_by_customer
+    await _no_channels_left(pbx)
