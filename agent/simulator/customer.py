@@ -183,6 +183,18 @@ class CustomerSimulator:
                     call._audio[i] = await voice.speak(step.text, self.cache_dir)
 
     def _on_ami_event(self, event: AmiEvent) -> None:
+        if event.name == "Hangup":
+            # A call that ends before its audio reached the simulator (hung up
+            # while answering) has no AudioSocket connection to report its end.
+            channel = event.get("Channel")
+            for call in self.calls:
+                if call.channel == channel and call.connected_at is None and not call.done.is_set():
+                    call.ended_at = self.clock()
+                    call.end_reason = (
+                        f"hung up before the audio connected (cause {event.get('Cause')})"
+                    )
+                    call.done.set()
+            return
         if event.name == "UserEvent" and event.get("UserEvent") == "SimMessage":
             body = base64.b64decode(event.get("Body")).decode(errors="replace")
             message = TextMessage(self.clock(), event.get("To"), event.get("From"), body)

@@ -334,6 +334,7 @@ async def test_hang_up_over_ami(
     simulator.book.add("15550012001", Scenario(ring_s=0.5, steps=(Pause(20.0),)))
     placed = await tel.dialer.place("15550012001", amd=False)
     await placed.wait_media(10)
+    await asyncio.sleep(1.0)
     await tel.hangup(placed)
     outcome = await placed.wait_done(10)
     assert outcome.answered and outcome.hung_up_by is HungUpBy.AGENT
