@@ -108,8 +108,10 @@ def build_parser() -> argparse.ArgumentParser:
     ast.set_defaults(func=cmd_asterisk)
 
     from agent.simulator.cli import add_commands as add_call_commands
+    from agent.speech.cli import add_commands as add_model_commands
 
     add_call_commands(sub)
+    add_model_commands(sub)
     return parser
 
 

@@ -1,0 +1,61 @@
+"""The four small contracts of the speech pipeline. Backends and fakes both fit them."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from agent.speech.worker import StopFlag
+
+VAD_RATE = 16000
+VAD_WINDOW_SAMPLES = 512  # 32 ms at 16 kHz
+
+
+class VadStream(Protocol):
+    """One call's voice-activity detector (it keeps per-call state)."""
+
+    def probability(self, window: bytes) -> float:
+        """Speech probability of one 32 ms window of 16 kHz 16-bit PCM."""
+        ...
+
+
+class Vad(Protocol):
+    def stream(self) -> VadStream: ...
+
+
+@dataclass(frozen=True)
+class Transcript:
+    text: str
+    audio_s: float
+    seconds: float  # time the model took
+
+
+class Stt(Protocol):
+    async def transcribe(self, pcm16k: bytes) -> Transcript:
+        """Text of one caller turn (16 kHz 16-bit mono PCM)."""
+        ...
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class Llm(Protocol):
+    def stream_reply(self, messages: Sequence[ChatMessage], stop: StopFlag) -> AsyncIterator[str]:
+        """The reply's text as it is written, token by token."""
+        ...
+
+
+@dataclass(frozen=True)
+class SpeechChunk:
+    pcm: bytes  # 16-bit mono at ``rate``
+    rate: int
+
+
+class Tts(Protocol):
+    def synthesize(self, text: str, stop: StopFlag) -> AsyncIterator[SpeechChunk]:
+        """Audio for ``text``, chunk by chunk, at the voice's own rate."""
+        ...

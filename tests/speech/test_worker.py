@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from agent.speech.worker import ModelWorker, StopFlag
+
+
+async def test_run_uses_the_model_thread() -> None:
+    worker = ModelWorker("unit")
+    name = await worker.run(lambda: threading.current_thread().name)
+    assert name.startswith("model-unit") and name != threading.current_thread().name
+    worker.close()
+
+
+async def test_stream_yields_in_order_and_stops_between_items() -> None:
+    worker = ModelWorker("unit")
+    produced: list[int] = []
+
+    def numbers() -> Iterator[int]:
+        for i in range(1000):
+            produced.append(i)
+            time.sleep(0.001)
+            yield i
+
+    stop = StopFlag()
+    got = []
+    async with contextlib.aclosing(worker.stream(numbers, stop, maxsize=4)) as items:
+        async for n in items:
+            got.append(n)
+            if n == 9:
+                break
+    assert got == list(range(10))
+    assert stop.is_set
+    # The thread stopped within a few items of the break (queue of 4 + the one in hand).
+    assert len(produced) <= 16
+    worker.close()
+
+
+async def test_errors_in_the_thread_reach_the_caller() -> None:
+    worker = ModelWorker("unit")
+
+    def broken() -> Iterator[int]:
+        yield 1
+        raise ValueError("model failed")
+
+    with pytest.raises(ValueError, match="model failed"):
+        async for _ in worker.stream(broken, StopFlag()):
+            pass
+    worker.close()
