@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterator
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -45,7 +45,7 @@ class ModelWorker:
 
     async def stream(
         self, make: Callable[[], Iterator[T]], stop: StopFlag, maxsize: int = 64
-    ) -> AsyncIterator[T]:
+    ) -> AsyncGenerator[T, None]:
         """Consumes the iterator ``make()`` on the worker thread; yields its items here.
 
         Closing the iterator (``contextlib.aclosing`` around an ``async for``

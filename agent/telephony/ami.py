@@ -1,10 +1,11 @@
-"""A typed AMI client over panoramisk: originate, follow, control calls.
+"""A typed AMI client over panoramisk: originate, follow and control calls.
 
-panoramisk does the protocol and the reconnecting; this wrapper adds what a
-call server needs around it: login that fails loudly, originate that returns
-once Asterisk has queued the call (not when it is answered), one event stream
-per call (fed from a short history, so early events are never missed), noise
-filtered out, and word to every call in progress when the connection drops.
+panoramisk speaks the protocol and reconnects by itself. This wrapper adds what a
+call server needs on top: a login that fails loudly, an originate that returns
+once Asterisk has queued the call (not when it is answered), one bounded event
+stream per call (fed first from a short history, so events that arrived in the
+same read are never missed), noise filtered out, and word to every call in
+progress when the connection drops.
 """
 
 from __future__ import annotations
@@ -13,130 +14,103 @@ import asyncio
 import base64
 import collections
 import logging
+import re
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from panoramisk import Manager
 from panoramisk.actions import Action
 
 from agent.errors import CartlineError
+from agent.telephony.ami_events import (
+    CALL_ID_KEYS,
+    LOST_EVENT,
+    NOISE,
+    AmiEvent,
+    CallEvents,
+    NoiseFilter,
+    is_noise,
+)
 
 log = logging.getLogger(__name__)
 
-LOST_EVENT = "CartlineAmiLost"
-# Events that say nothing about a call's course; they are most of the stream.
-NOISE = frozenset(
-    {
-        "VarSet",
-        "Newexten",
-        "RTCPSent",
-        "RTCPReceived",
-        "AGIExecStart",
-        "AGIExecEnd",
-        "NewConnectedLine",
-        "NewCallerid",
-        "NewAccountCode",
-        "DeviceStateChange",
-        "ChannelTalkingStart",
-        "ChannelTalkingStop",
-        "LocalBridge",
-        "Cdr",
-        "Cel",
-        "SuccessfulAuth",
-        "ChallengeSent",
-        "RequestBadFormat",
-    }
-)
-_CALL_KEYS = ("Uniqueid", "Linkedid", "DestUniqueid", "DestLinkedid", "CallId", "ChannelId")
-
 
 class AmiError(CartlineError):
-    """An AMI action failed or the AMI cannot be reached."""
+    """An AMI action failed, or the AMI cannot be reached."""
 
 
 class AmiLoginError(AmiError):
     """The AMI refused the username and secret."""
 
 
-@dataclass(frozen=True)
-class AmiEvent:
-    """One AMI event (or a response folded into a call's events)."""
-
-    name: str
-    fields: Mapping[str, str]
-    received_at: float
-
-    def get(self, key: str, default: str = "") -> str:
-        return self.fields.get(key, default)
-
-
-def _is_noise(name: str, fields: Mapping[str, str]) -> bool:
-    if name == "TestEvent":
-        return fields.get("State") != "MIXMONITOR_END"
-    return name in NOISE
+__all__ = [
+    "CALL_ID_KEYS",
+    "LOST_EVENT",
+    "NOISE",
+    "Ami",
+    "AmiError",
+    "AmiEvent",
+    "AmiLoginError",
+    "CallEvents",
+    "NoiseFilter",
+    "is_noise",
+]
 
 
 class _Originate(Action):  # type: ignore[misc]
-    """An Originate that also says when Asterisk has accepted it."""
+    """An Originate that says when Asterisk has queued it, and hands on its OriginateResponse."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, fields: Mapping[str, Any], on_response: Callable[[Any], None]) -> None:
+        super().__init__(fields)
         self.accepted: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._on_response = on_response
 
     def add_message(self, message: Any) -> Any:
         if not self.accepted.done():
             self.accepted.set_result(message)
+        if str(message.get("Event", "")) == "OriginateResponse":
+            # Called from the protocol's read, so the response takes its place
+            # among the call's events in wire order.
+            self._on_response(message)
         return super().add_message(message)
 
 
 class _Manager(Manager):  # type: ignore[misc]
-    """panoramisk's Manager that stops reconnecting once closed."""
+    """panoramisk's Manager with fractional delays, quiet for good once closed."""
 
     closing = False
+
+    def __init__(self, *, reconnect_s: float, ping_s: float, **config: Any) -> None:
+        super().__init__(**config)
+        # panoramisk truncates these to whole seconds; keep the fractions.
+        self.reconnect_timeout = reconnect_s
+        self.ping_delay = self.ping_interval = ping_s
 
     def connect(self, *args: Any, **kwargs: Any) -> Any:
         if self.closing:
             return None
         return super().connect(*args, **kwargs)
 
+    def connection_made(self, future: Any) -> None:
+        if self.closing:
+            # A connect that finished after close(): do not log in on it.
+            if not future.cancelled() and future.exception() is None:
+                future.result()[0].close()
+            return
+        super().connection_made(future)
 
-class CallEvents:
-    """The events of one call, as an async iterator. Bounded: drops the oldest when full."""
-
-    def __init__(self, owner: Ami, call_id: str, maxsize: int = 1000) -> None:
-        self.call_id = call_id
-        self._owner = owner
-        self._queue: collections.deque[AmiEvent] = collections.deque(maxlen=maxsize)
-        self._ready = asyncio.Event()
-        self._closed = False
-        self.dropped = 0
-
-    def _put(self, event: AmiEvent) -> None:
-        if len(self._queue) == self._queue.maxlen:
-            self.dropped += 1
-        self._queue.append(event)
-        self._ready.set()
-
-    def __aiter__(self) -> AsyncIterator[AmiEvent]:
-        return self._iterate()
-
-    async def _iterate(self) -> AsyncIterator[AmiEvent]:
-        while not self._closed:
-            while self._queue:
-                yield self._queue.popleft()
-            self._ready.clear()
-            await self._ready.wait()
-
-    async def aclose(self) -> None:
-        self._closed = True
-        self._ready.set()
-        self._owner._unsubscribe(self)
+    def ping(self) -> None:
+        if not self.closing and self.protocol is not None:
+            super().ping()
 
 
 class Ami:
-    """An AMI connection for a call server. Create and use it inside the running loop."""
+    """An AMI connection for a call server. Create and use it inside the running loop.
+
+    ``noise`` decides which events never reach streams, listeners or history
+    (``None`` keeps everything). ``clock`` stamps ``AmiEvent.received_at``.
+    """
 
     def __init__(
         self,
@@ -148,145 +122,199 @@ class Ami:
         ping_delay_s: float = 10.0,
         reconnect_s: float = 2.0,
         history: int = 5000,
+        stream_size: int = 1000,
+        noise: NoiseFilter | None = is_noise,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._host, self._port = host, port
         self._username, self._secret = username, secret
         self._ping_delay_s = ping_delay_s
         self._reconnect_s = reconnect_s
-        self._manager: Any = None
+        self._stream_size = stream_size
+        self._noise = noise
+        self._clock = clock
+        self._manager: _Manager | None = None
         self._history: collections.deque[AmiEvent] = collections.deque(maxlen=history)
-        self._streams: dict[str, list[CallEvents]] = collections.defaultdict(list)
+        self._streams: dict[str, list[CallEvents]] = {}
         self._waiters: list[tuple[Callable[[AmiEvent], bool], asyncio.Future[AmiEvent]]] = []
         self._listeners: list[Callable[[AmiEvent], None]] = []
         self._connected = asyncio.Event()
-        self._pending: set[asyncio.Future[Any]] = set()
+        self._inflight: set[asyncio.Future[Any]] = set()
+        # By id: panoramisk's actions are mappings, which do not hash.
+        self._originating: dict[int, _Originate] = {}
+        self._closing = False
+        self._lost = False
         self._shutdown_seen = False
-        self._was_lost = False
         self.reconnects = 0
 
     # -- connection -----------------------------------------------------------------------
 
     @property
     def connected(self) -> bool:
+        """Logged in now (False from a connection loss until the next login)."""
         return self._connected.is_set()
 
     async def connect(self, timeout_s: float = 10.0) -> None:
-        """Connects and logs in; raises AmiLoginError or AmiError with the reason."""
-        loop = asyncio.get_running_loop()
-        self._manager = _Manager(
+        """Connects and logs in; raises AmiLoginError or AmiError saying why not."""
+        where = f"{self._host}:{self._port}"
+        self._closing = False
+        manager = self._manager = _Manager(
             host=self._host,
             port=self._port,
             username=self._username,
             secret=self._secret,
-            ping_delay=max(1, round(self._ping_delay_s)),
-            ping_interval=max(1, round(self._ping_delay_s)),
-            reconnect_timeout=max(1, round(self._reconnect_s)),
-            loop=loop,
+            reconnect_s=self._reconnect_s,
+            ping_s=self._ping_delay_s,
+            loop=asyncio.get_running_loop(),
             on_login=self._on_login,
             on_disconnect=self._on_disconnect,
         )
-        self._manager.register_event("*", self._on_event)
+        # A plain function: panoramisk calls it inside its read, in wire order.
+        manager.register_event("*", self._on_event)
         try:
             async with asyncio.timeout(timeout_s):
-                await self._manager.connect()
-                login = self._manager.authenticated_future
+                # Shielded: cancelling panoramisk's own futures breaks its callbacks.
+                await asyncio.shield(manager.connect())
+                # connect() only waits for TCP; the login is a future of its own.
+                login = manager.authenticated_future
                 if login is None:
-                    raise AmiError(f"cannot connect to the AMI at {self._host}:{self._port}")
-                response = await login
+                    raise AmiError(f"cannot log in to the AMI at {where}")
+                response = await asyncio.shield(login)
                 if not response.success:
                     raise AmiLoginError(
-                        f"the AMI at {self._host}:{self._port} refused user {self._username!r}: "
-                        "check ami.username and ami.secret"
+                        f"the AMI at {where} refused user {self._username!r}: "
+                        "check the AMI username and secret"
                     )
                 await self._connected.wait()
+        except TimeoutError:  # before OSError, of which it is a subclass
+            await self.close()
+            raise AmiError(f"no AMI login at {where} within {timeout_s:g} s") from None
         except OSError as exc:
             await self.close()
-            raise AmiError(
-                f"cannot connect to the AMI at {self._host}:{self._port}: {exc.strerror or exc}"
-            ) from None
-        except TimeoutError:
-            await self.close()
-            raise AmiError(
-                f"no AMI login at {self._host}:{self._port} within {timeout_s:.0f} s"
-            ) from None
+            reason = exc.strerror or type(exc).__name__
+            raise AmiError(f"cannot connect to the AMI at {where}: {reason}") from None
         except AmiError:
             await self.close()
             raise
 
     async def close(self) -> None:
-        if self._manager is not None:
-            self._manager.closing = True
-            self._manager.close()
+        """Logs off for good: no reconnecting; open streams end, pending actions fail."""
+        self._closing = True
+        manager, self._manager = self._manager, None
+        if manager is not None:
+            manager.closing = True
+            manager.close()
         self._connected.clear()
-        for fut in self._pending:
-            fut.cancel()
+        self._fail_inflight(AmiError("the AMI client was closed"))
+        for stream in _iter_streams(self._streams):
+            stream._end()
+        self._streams.clear()
 
     async def wait_connected(self, timeout_s: float) -> None:
+        """Waits until logged in (again); TimeoutError after ``timeout_s``."""
         async with asyncio.timeout(timeout_s):
             await self._connected.wait()
 
     def _on_login(self, manager: Any) -> None:
+        if manager is not self._manager:
+            return
         self._connected.set()
-        if self._was_lost:
+        if self._lost:
             self.reconnects += 1
-            log.info("AMI reconnected to %s:%d", self._host, self._port)
-        self._was_lost = False
+            log.info("AMI reconnected")
+        self._lost = False
         self._shutdown_seen = False
 
     def _on_disconnect(self, manager: Any, exc: Any) -> None:
-        if manager.closing:
+        if manager is not self._manager or self._closing:
             return
-        restarted = self._shutdown_seen or _event_name(exc) == "Shutdown"
+        was_up = self._connected.is_set()
         self._connected.clear()
-        self._was_lost = True
+        self._fail_inflight(AmiError("the AMI connection was lost"))
+        if not was_up:
+            # A reconnect attempt that failed: the loss was already reported.
+            return
+        self._lost = True
+        shutdown = self._shutdown_seen or _event_name(exc) == "Shutdown"
         log.warning(
-            "AMI connection lost (%s); reconnecting every %d s",
-            "Asterisk shut down" if restarted else "connection dropped",
-            max(1, round(self._reconnect_s)),
+            "AMI connection lost; reconnecting (%s)",
+            "Asterisk shut down" if shutdown else "the connection dropped",
         )
         lost = AmiEvent(
             LOST_EVENT,
-            {"Reason": "asterisk restarted" if restarted else "AMI connection lost"},
-            time.monotonic(),
+            {
+                "Shutdown": "yes" if shutdown else "no",
+                "Reason": "asterisk restarted" if shutdown else "AMI connection lost",
+            },
+            self._clock(),
         )
-        for streams in list(self._streams.values()):
-            for stream in streams:
-                stream._put(lost)
-        for fut in list(self._pending):
+        for stream in _iter_streams(self._streams):
+            stream._put(lost)
+        self._notify_listeners(lost)
+
+    def _fail_inflight(self, error: AmiError) -> None:
+        # A future left pending would make panoramisk send its action again
+        # after the reconnect; a second Originate is a second phone call.
+        for fut in list(self._inflight):
             if not fut.done():
-                fut.set_exception(AmiError("the AMI connection was lost"))
+                fut.set_exception(error)
+        for action in list(self._originating.values()):
+            if not action.accepted.done():
+                action.accepted.set_exception(error)
+            action.future.cancel()
+        self._originating.clear()
 
     # -- events -------------------------------------------------------------------------
 
     def _on_event(self, manager: Any, message: Any) -> None:
-        self._route(AmiEvent(str(message.get("Event", "")), dict(message), time.monotonic()))
+        if manager is self._manager:
+            self._route(AmiEvent(str(message.get("Event", "")), _fields(message), self._clock()))
 
     def _route(self, event: AmiEvent) -> None:
         if event.name == "Shutdown":
             self._shutdown_seen = True
-        if _is_noise(event.name, event.fields):
+        if self._noise is not None and self._noise(event.name, event.fields):
             return
         self._history.append(event)
-        for listener in self._listeners:
-            listener(event)
+        self._notify_listeners(event)
         for predicate, fut in list(self._waiters):
-            if not fut.done() and predicate(event):
-                fut.set_result(event)
-        for call_id in {event.fields.get(k) for k in _CALL_KEYS} - {None, ""}:
-            for stream in self._streams.get(str(call_id), ()):
+            if fut.done():
+                continue
+            try:
+                if predicate(event):
+                    fut.set_result(event)
+            except Exception as exc:  # the waiter's bug, not the connection's
+                fut.set_exception(exc)
+        for call_id in event.call_ids:
+            for stream in self._streams.get(call_id, ()):
                 stream._put(event)
 
+    def _notify_listeners(self, event: AmiEvent) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(event)
+            except Exception:
+                # Runs inside panoramisk's read: an exception there drops the connection.
+                log.exception("AMI event listener failed on %s", event.name)
+
     def add_listener(self, listener: Callable[[AmiEvent], None]) -> None:
-        """Calls ``listener`` with every event that is not noise (keep it quick)."""
+        """Calls ``listener`` with every event that is not noise. It must be quick."""
         self._listeners.append(listener)
 
     def call_events(self, call_id: str) -> CallEvents:
-        """Subscribes to one call's events, starting with those already received."""
-        stream = CallEvents(self, call_id)
+        """Subscribes to one call's events, starting with those already received.
+
+        An event belongs to the call when its Uniqueid, Linkedid, DestUniqueid,
+        DestLinkedid or CallId (the dialplan's UserEvents) is ``call_id``.
+        """
+        stream = CallEvents(self, call_id, self._stream_size)
         for event in self._history:
-            if call_id in (event.fields.get(k) for k in _CALL_KEYS):
+            if call_id in event.call_ids:
                 stream._put(event)
-        self._streams[call_id].append(stream)
+        if self._closing:
+            stream._end()
+        else:
+            self._streams.setdefault(call_id, []).append(stream)
         return stream
 
     def _unsubscribe(self, stream: CallEvents) -> None:
@@ -299,7 +327,10 @@ class Ami:
     async def wait_event(
         self, predicate: Callable[[AmiEvent], bool], timeout_s: float, *, past: bool = True
     ) -> AmiEvent:
-        """The first event (already received when ``past``, or to come) that matches."""
+        """The first event that matches: from the history when ``past``, else to come.
+
+        Raises TimeoutError after ``timeout_s``.
+        """
         if past:
             for event in self._history:
                 if predicate(event):
@@ -315,26 +346,33 @@ class Ami:
 
     # -- actions ------------------------------------------------------------------------
 
-    def _require(self) -> Any:
+    def _require(self) -> _Manager:
         if self._manager is None or not self.connected:
             raise AmiError("the AMI is not connected")
         return self._manager
 
-    async def action(self, fields: Mapping[str, str], timeout_s: float = 10.0) -> Any:
-        """Sends one action and returns its response; an Error response raises AmiError."""
-        manager = self._require()
-        # Without an explicit Async key panoramisk mis-parses some responses.
+    async def action(self, fields: Mapping[str, str | list[str]], timeout_s: float = 10.0) -> Any:
+        """Sends one action; returns panoramisk's response (a list for event lists).
+
+        An Error response, a lost connection or no answer within ``timeout_s``
+        raises AmiError.
+        """
+        name = str(fields.get("Action", "action"))
+        # Without an explicit Async key panoramisk mis-reads "successfully queued".
         payload = {"Async": "false", **fields}
-        fut = manager.send_action(payload)
-        self._pending.add(fut)
+        _check_lines(payload)
+        fut = self._require().send_action(payload)
+        self._inflight.add(fut)
         try:
             async with asyncio.timeout(timeout_s):
                 response = await fut
+        except TimeoutError:
+            raise AmiError(f"no answer to {name} within {timeout_s:g} s") from None
         finally:
-            self._pending.discard(fut)
+            self._inflight.discard(fut)
         first = response[0] if isinstance(response, list) else response
         if first.get("Response") == "Error":
-            raise AmiError(f"{fields.get('Action')} failed: {first.get('Message', 'no reason')}")
+            raise AmiError(f"{name} failed: {first.get('Message') or 'no reason given'}")
         return response
 
     async def originate(
@@ -348,15 +386,17 @@ class Ami:
         variables: Mapping[str, str] | None = None,
         caller_id: str | None = None,
         timeout_ms: int = 30_000,
+        queue_timeout_s: float = 10.0,
     ) -> None:
-        """Asks Asterisk to place a call; returns once it is queued.
+        """Asks Asterisk to place a call; returns once the call is queued.
 
-        The call's course (ringing, answer, failure) arrives in
-        :meth:`call_events` for ``call_id``, which becomes the channel's
-        Uniqueid and Linkedid; the OriginateResponse is delivered there too.
+        ``call_id`` becomes the channel's Uniqueid and Linkedid (and the channel
+        variable CALL_ID), so the call's course arrives in :meth:`call_events`
+        for it, OriginateResponse included. Raises AmiError when Asterisk
+        refuses the call or does not queue it within ``queue_timeout_s``.
         """
         manager = self._require()
-        fields: dict[str, Any] = {
+        fields: dict[str, str | list[str]] = {
             "Action": "Originate",
             "Channel": channel,
             "Context": context,
@@ -364,34 +404,45 @@ class Ami:
             "Priority": str(priority),
             "ChannelId": call_id,
             "Timeout": str(timeout_ms),
+            # Explicit, or panoramisk fails on the "queued" response; with it,
+            # panoramisk's future waits for the OriginateResponse.
             "Async": "true",
-            "Variable": [f"{k}={v}" for k, v in (variables or {}).items()],
+            "Variable": _variables({"CALL_ID": call_id, **(variables or {})}),
         }
         if caller_id:
             fields["CallerID"] = caller_id
-        action = _Originate(fields)
-        done = manager.send_action(action)
-        done.add_done_callback(lambda fut: self._originate_done(call_id, fut))
-        async with asyncio.timeout(10):
-            first = await action.accepted
+        _check_lines(fields)
+        action = _Originate(fields, lambda message: self._originate_response(call_id, message))
+        self._originating[id(action)] = action
+        first: Any = None
+        try:
+            manager.send_action(action)
+            async with asyncio.timeout(queue_timeout_s):
+                first = await action.accepted
+        except TimeoutError:
+            raise AmiError(
+                f"Asterisk did not queue the Originate within {queue_timeout_s:g} s"
+            ) from None
+        finally:
+            self._originating.pop(id(action), None)
+            if first is None or first.get("Response") == "Error":
+                action.future.cancel()
         if first.get("Response") == "Error":
-            raise AmiError(f"Originate refused: {first.get('Message', 'no reason')}")
+            raise AmiError(f"Asterisk refused the Originate: {first.get('Message') or 'no reason'}")
 
-    def _originate_done(self, call_id: str, fut: asyncio.Future[Any]) -> None:
-        if fut.cancelled() or fut.exception() is not None:
-            return
-        result = fut.result()
-        for message in result if isinstance(result, list) else [result]:
-            if message.get("Event") == "OriginateResponse":
-                fields = dict(message)
-                fields.setdefault("Uniqueid", call_id)
-                fields["ChannelId"] = call_id
-                self._route(AmiEvent("OriginateResponse", fields, time.monotonic()))
+    def _originate_response(self, call_id: str, message: Any) -> None:
+        fields = _fields(message)
+        fields["ChannelId"] = call_id
+        if fields.get("Uniqueid", "") in ("", "<null>"):
+            fields["Uniqueid"] = call_id
+        self._route(AmiEvent("OriginateResponse", fields, self._clock()))
 
     async def hangup(self, channel: str, cause: int = 16) -> None:
+        """Hangs up ``channel`` with a Q.850 cause (16: normal clearing)."""
         await self.action({"Action": "Hangup", "Channel": channel, "Cause": str(cause)})
 
     async def redirect(self, channel: str, context: str, exten: str, priority: int = 1) -> None:
+        """Sends ``channel`` to another place in the dialplan."""
         await self.action(
             {
                 "Action": "Redirect",
@@ -403,28 +454,30 @@ class Ami:
         )
 
     async def message_send(
-        self, destination: str, from_: str, body: str, variables: Mapping[str, str] | None = None
+        self, to: str, from_: str, body: str, variables: Mapping[str, str] | None = None
     ) -> None:
-        """Sends a text message (SIP MESSAGE with PJSIP).
+        """Sends a text message (a SIP MESSAGE with PJSIP).
 
-        ``destination`` like ``pjsip:trunk/sip:+15551230001@host:port``; the body
-        goes base64-encoded, so any text survives the AMI's line format.
+        ``to`` like ``pjsip:trunk/sip:+15551230001@host:port``. The body goes
+        base64-encoded, so any text survives the AMI's line format.
         """
-        fields: dict[str, Any] = {
+        fields: dict[str, str | list[str]] = {
             "Action": "MessageSend",
-            "Destination": destination,
+            "Destination": to,
             "From": from_,
             "Base64Body": base64.b64encode(body.encode()).decode(),
         }
         if variables:
-            fields["Variable"] = [f"{k}={v}" for k, v in variables.items()]
+            fields["Variable"] = _variables(variables)
         await self.action(fields)
 
     async def getvar(self, channel: str, name: str) -> str:
+        """A channel variable or function value ("" when unset)."""
         response = await self.action({"Action": "Getvar", "Channel": channel, "Variable": name})
         return str(response.get("Value", ""))
 
     async def setvar(self, channel: str, name: str, value: str) -> None:
+        """Sets a channel variable."""
         await self.action(
             {"Action": "Setvar", "Channel": channel, "Variable": name, "Value": value}
         )
@@ -433,11 +486,48 @@ class Ami:
         """Runs a CLI command (needs the AMI ``command`` right); returns its output lines."""
         response = await self.action({"Action": "Command", "Command": cli})
         output = response.get("Output", [])
-        return list(output) if isinstance(output, list) else str(output).splitlines()
+        return (
+            [str(line) for line in output] if isinstance(output, list) else str(output).split("\n")
+        )
+
+
+# Asterisk splits each Variable header at commas and strips quotes and
+# backslashes (AST_STANDARD_APP_ARGS), so those are escaped in values.
+_VARIABLE_SPECIALS = re.compile(r'([\\",()\[\]])')
+_VARIABLE_NAME = re.compile(r"^_{0,2}[A-Za-z][A-Za-z0-9_]*(\([^,=()\r\n]*\))?$")
+
+
+def _variables(values: Mapping[str, str]) -> list[str]:
+    lines = []
+    for name, value in values.items():
+        if not _VARIABLE_NAME.match(name):
+            raise AmiError(f"{name!r} is not a channel variable name")
+        escaped = _VARIABLE_SPECIALS.sub(r"\\\1", str(value))
+        lines.append(f"{name}={escaped}")
+    return lines
+
+
+def _check_lines(fields: Mapping[str, str | list[str]]) -> None:
+    # A line break would end the header early and let the rest pose as headers.
+    for key, value in fields.items():
+        for item in value if isinstance(value, list) else [value]:
+            if "\r" in item or "\n" in item:
+                raise AmiError(f"the {key} of an AMI action cannot contain a line break")
+
+
+def _fields(message: Any) -> dict[str, str]:
+    fields = {}
+    for key, value in message.items():
+        if key == "content" and not value:
+            continue  # panoramisk's own slot for a response body
+        fields[str(key)] = "\n".join(map(str, value)) if isinstance(value, list) else str(value)
+    return fields
 
 
 def _event_name(message: Any) -> str:
-    try:
-        return str(message.get("Event", ""))
-    except AttributeError:
-        return ""
+    getter = getattr(message, "get", None)
+    return str(getter("Event", "")) if callable(getter) else ""
+
+
+def _iter_streams(streams: Mapping[str, list[CallEvents]]) -> list[CallEvents]:
+    return [s for group in streams.values() for s in group]
