@@ -7,7 +7,7 @@ writes the next one.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 
 # A sentence ends at . ! ? (or a line break) followed by a space, unless the
 # period belongs to a common abbreviation or a number like 9.99.
@@ -28,7 +28,7 @@ def _split_point(text: str) -> int | None:
     return None
 
 
-async def sentences(tokens: AsyncIterator[str]) -> AsyncIterator[str]:
+async def sentences(tokens: AsyncIterator[str]) -> AsyncGenerator[str, None]:
     """Groups streamed tokens into sentences; the rest comes out when the stream ends."""
     buffer = ""
     async for token in tokens:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import urllib.request
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncGenerator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +60,9 @@ class LlamaLlm:
             if text:
                 yield text
 
-    def stream_reply(self, messages: Sequence[ChatMessage], stop: StopFlag) -> AsyncIterator[str]:
+    def stream_reply(
+        self, messages: Sequence[ChatMessage], stop: StopFlag
+    ) -> AsyncGenerator[str, None]:
         return self._worker.stream(lambda: self._tokens(messages, stop), stop)
 
     async def warm_up(self, system_prompt: str) -> None:
@@ -106,7 +108,9 @@ class OpenAiLlm:
                 if delta.get("content"):
                     yield str(delta["content"])
 
-    def stream_reply(self, messages: Sequence[ChatMessage], stop: StopFlag) -> AsyncIterator[str]:
+    def stream_reply(
+        self, messages: Sequence[ChatMessage], stop: StopFlag
+    ) -> AsyncGenerator[str, None]:
         return self._worker.stream(lambda: self._tokens(messages, stop), stop)
 
     async def warm_up(self, system_prompt: str) -> None:

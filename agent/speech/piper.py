@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Iterator
 from pathlib import Path
 
 from agent.config import PiperSettings
@@ -36,7 +36,7 @@ class PiperTts:
         for chunk in self._voice.synthesize(text, syn_config=self._config):
             yield SpeechChunk(chunk.audio_int16_bytes, chunk.sample_rate)
 
-    def synthesize(self, text: str, stop: StopFlag) -> AsyncIterator[SpeechChunk]:
+    def synthesize(self, text: str, stop: StopFlag) -> AsyncGenerator[SpeechChunk, None]:
         return self._worker.stream(lambda: self._chunks(text), stop)
 
     async def warm_up(self) -> None:

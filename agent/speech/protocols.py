@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -44,7 +44,9 @@ class ChatMessage:
 
 
 class Llm(Protocol):
-    def stream_reply(self, messages: Sequence[ChatMessage], stop: StopFlag) -> AsyncIterator[str]:
+    def stream_reply(
+        self, messages: Sequence[ChatMessage], stop: StopFlag
+    ) -> AsyncGenerator[str, None]:
         """The reply's text as it is written, token by token."""
         ...
 
@@ -56,6 +58,6 @@ class SpeechChunk:
 
 
 class Tts(Protocol):
-    def synthesize(self, text: str, stop: StopFlag) -> AsyncIterator[SpeechChunk]:
+    def synthesize(self, text: str, stop: StopFlag) -> AsyncGenerator[SpeechChunk, None]:
         """Audio for ``text``, chunk by chunk, at the voice's own rate."""
         ...

@@ -1,0 +1,283 @@
+"""One call's conversation: listen, understand, answer, and yield when interrupted.
+
+A :class:`CallSession` owns a task group for the call: caller audio in (resampled
+to 16 kHz, VAD, end-of-turn), the silence watchdog, and at most one
+:class:`~agent.conversation.reply.Reply` at a time, the agent's current answer.
+Inference never runs on the audio path: the models work on their own threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Protocol
+
+from agent.audio.resample import Resampler
+from agent.audio.segmenter import Segment, Segmenter, SegmenterSettings, should_interrupt
+from agent.config import TurnSettings
+from agent.conversation.events import BargeIn, CallEnded, Said, SessionEvent, TurnTimings
+from agent.conversation.reply import Reply, Speech
+from agent.speech.protocols import VAD_RATE, VAD_WINDOW_SAMPLES, ChatMessage
+
+log = logging.getLogger(__name__)
+WINDOW_BYTES = VAD_WINDOW_SAMPLES * 2
+PRE_ROLL_MS = 200
+
+
+class Media(Protocol):
+    """What a session needs of a call's audio connection (an AudioSocketCall fits)."""
+
+    def audio(self) -> object: ...  # AsyncIterator[bytes]
+    def play(self, pcm: bytes) -> None: ...
+    def clear_playout(self) -> int: ...
+    @property
+    def closed(self) -> bool: ...
+    async def hangup(self) -> None: ...
+    async def wait_closed(self) -> None: ...
+
+
+class Policy(Protocol):
+    """What the agent says of its own accord; the dialogue issue brings the real one."""
+
+    def system_prompt(self) -> str: ...
+    def greeting(self) -> str: ...
+    def reprompt(self) -> str: ...
+    def goodbye(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class PlaceholderPolicy:
+    """A plain assistant persona, until campaigns give the agent its script."""
+
+    merchant: str = "Example Store"
+
+    def system_prompt(self) -> str:
+        return (
+            f"You are Ava, a friendly phone assistant for {self.merchant}. You are on a phone "
+            "call: answer in one or two short spoken sentences, with no lists, links or emoji."
+        )
+
+    def greeting(self) -> str:
+        return (
+            f"Hi, this is Ava, an automated assistant calling for {self.merchant}. "
+            "This call may be recorded. How can I help you today?"
+        )
+
+    def reprompt(self) -> str:
+        return "Are you still there?"
+
+    def goodbye(self) -> str:
+        return "It seems we got disconnected. Goodbye!"
+
+
+class CallSession:
+    """Runs the conversation of one call until it ends."""
+
+    def __init__(
+        self,
+        media: Media,
+        speech: Speech,
+        policy: Policy,
+        settings: TurnSettings,
+        *,
+        on_event: Callable[[SessionEvent], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.media = media
+        self.speech = speech
+        self.policy = policy
+        self.settings = settings
+        self.clock = clock
+        self.history: list[ChatMessage] = []
+        self.events: list[SessionEvent] = []
+        self._on_event = on_event
+        self._segmenter = Segmenter(
+            SegmenterSettings(
+                threshold=settings.vad_threshold,
+                release_threshold=max(0.05, settings.vad_threshold - 0.15),
+                min_speech_ms=settings.min_speech_ms,
+                likely_over_ms=settings.likely_over_ms,
+                end_silence_ms=settings.end_silence_ms,
+            )
+        )
+        self._vad = speech.vad.stream()
+        self._to_16k = Resampler(8000, VAD_RATE)
+        self._window = b""
+        self._utterance = bytearray()
+        self._pre_roll: list[bytes] = []
+        self._reply: Reply | None = None
+        self._greeting: bytes | None = None
+        self._last_activity = clock()
+        self._last_speech_at = clock()
+        self._reprompted = False
+        self._turn = 0
+        self._ending = False
+        self._background: set[asyncio.Task[None]] = set()
+
+    # -- events -----------------------------------------------------------------------
+
+    def emit(self, event: SessionEvent) -> None:
+        self.events.append(event)
+        if self._on_event is not None:
+            self._on_event(event)
+
+    # -- life of the call -------------------------------------------------------------
+
+    async def prepare(self) -> None:
+        """Synthesises the greeting before the call is answered."""
+        self._greeting = await self.speech.render(self.policy.greeting())
+
+    async def run(self) -> None:
+        """Speaks the greeting at once, then converses until the call ends."""
+        if self._greeting is None:
+            await self.prepare()
+        assert self._greeting is not None
+        self.media.play(self._greeting)
+        greeting = self.policy.greeting()
+        self.history.append(ChatMessage("assistant", greeting))
+        self.emit(Said("agent", greeting, self.clock()))
+        self._bot_until = self.clock() + len(self._greeting) / 16000
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self._listen())
+                watchdog = tg.create_task(self._watch_silence())
+                await self.media.wait_closed()
+                watchdog.cancel()
+        finally:
+            if self._reply is not None:
+                await self._reply.cancel()
+            if self._background:
+                await asyncio.gather(*self._background, return_exceptions=True)
+            self.emit(CallEnded(self.clock()))
+
+    @property
+    def bot_speaking(self) -> bool:
+        playing = self._reply is not None and self._reply.speaking
+        return playing or self.clock() < self._bot_until
+
+    # -- listening ----------------------------------------------------------------------
+
+    async def _listen(self) -> None:
+        async for frame in self.media.audio():  # type: ignore[attr-defined]
+            self._window += self._to_16k.process(frame)
+            while len(self._window) >= WINDOW_BYTES:
+                window, self._window = self._window[:WINDOW_BYTES], self._window[WINDOW_BYTES:]
+                self._on_window(window)
+
+    def _on_window(self, window: bytes) -> None:
+        probability = self._vad.probability(window)
+        if probability >= self.settings.vad_threshold:
+            self._last_speech_at = self.clock()
+        in_turn = self._segmenter.in_turn
+        events = self._segmenter.feed(probability, 32)
+        if in_turn or Segment.SPEECH_STARTED in events:
+            self._utterance += window
+        else:
+            self._pre_roll = [*self._pre_roll, window][-(PRE_ROLL_MS // 32) :]
+        for event in events:
+            self._on_segment(event)
+        if self._segmenter.in_turn and should_interrupt(
+            self._segmenter.speech_ms, self.bot_speaking, self.settings.barge_in_ms
+        ):
+            self._barge_in()
+
+    def _on_segment(self, event: Segment) -> None:
+        now = self.clock()
+        self._last_activity = now
+        if event is Segment.SPEECH_STARTED:
+            self._utterance = bytearray(b"".join(self._pre_roll)) + self._utterance
+            self._pre_roll = []
+        elif event is Segment.TURN_LIKELY_OVER:
+            if self.bot_speaking:
+                return  # a backchannel while the agent talks: not a turn
+            self._start_reply(bytes(self._utterance), speculative=True)
+        elif event is Segment.TURN_RESUMED:
+            if self._reply is not None and self._reply.speculative:
+                reply, self._reply = self._reply, None
+                self._spawn(reply.cancel())
+        elif event is Segment.TURN_OVER:
+            utterance, self._utterance = bytes(self._utterance), bytearray()
+            if self._reply is not None and self._reply.speculative:
+                self._reply.go()
+            elif not self.bot_speaking:
+                self._start_reply(utterance, speculative=False).go()
+
+    def _start_reply(self, utterance16k: bytes, *, speculative: bool) -> Reply:
+        self._turn += 1
+        reply = Reply(
+            turn=self._turn,
+            utterance=utterance16k,
+            speech=self.speech,
+            media=self.media,
+            history=self.history,
+            system_prompt=self.policy.system_prompt(),
+            clock=self.clock,
+            emit=self.emit,
+            speculative=speculative,
+            end_of_speech=self._last_speech_at,
+        )
+        self._reply = reply
+        reply.start()
+        return reply
+
+    def _barge_in(self) -> None:
+        reply = self._reply
+        dropped = self.media.clear_playout()
+        self._bot_until = self.clock()
+        heard = ""
+        if reply is not None and not reply.speculative:
+            self._reply = None
+            heard = reply.heard_text(dropped)
+            # The history keeps only what the caller actually heard.
+            if heard:
+                self.history.append(ChatMessage("assistant", heard))
+                self.emit(Said("agent", heard, self.clock()))
+            self._spawn(reply.cancel())
+        self.emit(BargeIn(self.clock(), dropped, heard))
+
+    def _spawn(self, work: Coroutine[None, None, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # -- silence ------------------------------------------------------------------------
+
+    async def _watch_silence(self) -> None:
+        while not self.media.closed:
+            await asyncio.sleep(0.2)
+            if self.bot_speaking or self._segmenter.in_turn or self._reply is not None:
+                if self._reply is not None and self._reply.finished:
+                    self._reply = None
+                    self._last_activity = self.clock()
+                else:
+                    self._last_activity = max(self._last_activity, self.clock())
+                continue
+            quiet = self.clock() - self._last_activity
+            if quiet >= self.settings.hang_up_after_s:
+                await self._say_and_hang_up(self.policy.goodbye())
+                return
+            if quiet >= self.settings.reprompt_after_s and not self._reprompted:
+                self._reprompted = True
+                await self._say(self.policy.reprompt())
+
+    async def _say(self, text: str) -> float:
+        pcm = await self.speech.render(text)
+        self.media.play(pcm)
+        self.history.append(ChatMessage("assistant", text))
+        self.emit(Said("agent", text, self.clock()))
+        seconds = len(pcm) / 16000
+        self._bot_until = self.clock() + seconds
+        return seconds
+
+    async def _say_and_hang_up(self, text: str) -> None:
+        seconds = await self._say(text)
+        await asyncio.sleep(seconds + 0.3)
+        with contextlib.suppress(OSError):
+            await self.media.hangup()
+
+
+__all__ = ["CallSession", "Media", "PlaceholderPolicy", "Policy", "TurnTimings"]

@@ -1,0 +1,55 @@
+"""The speech models of a process, loaded once and shared by every call."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from agent.audio.resample import resample
+from agent.config import LlamaSettings, SpeechSettings
+from agent.speech.protocols import Llm, Stt, Tts, Vad
+from agent.speech.worker import StopFlag
+
+log = logging.getLogger(__name__)
+TELEPHONE_RATE = 8000
+
+
+@dataclass
+class Speech:
+    """VAD, STT, LLM and TTS together."""
+
+    vad: Vad
+    stt: Stt
+    llm: Llm
+    tts: Tts
+
+    async def render(self, text: str) -> bytes:
+        """All of ``text`` as 8 kHz telephone PCM (for fixed lines such as the greeting)."""
+        out = b""
+        async for chunk in self.tts.synthesize(text, StopFlag()):
+            out += resample(chunk.pcm, chunk.rate, TELEPHONE_RATE)
+        return out
+
+
+async def load_speech(settings: SpeechSettings, system_prompt: str) -> Speech:
+    """Loads the configured models and warms each one up, so the first call is fast."""
+    from agent.speech.llama import LlamaLlm, OpenAiLlm
+    from agent.speech.piper import PiperTts
+    from agent.speech.vad import SileroVad
+    from agent.speech.whisper import WhisperStt
+
+    started = time.perf_counter()
+    stt = WhisperStt(settings.stt)
+    tts = PiperTts(settings.tts)
+    llm: LlamaLlm | OpenAiLlm
+    if isinstance(settings.llm, LlamaSettings):
+        llm = LlamaLlm(settings.llm, settings.models_dir)
+    else:
+        llm = OpenAiLlm(settings.llm)
+    speech = Speech(SileroVad(), stt, llm, tts)
+    await stt.warm_up()
+    await tts.warm_up()
+    await llm.warm_up(system_prompt)
+    log.info("speech models loaded and warm in %.1f s", time.perf_counter() - started)
+    return speech

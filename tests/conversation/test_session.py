@@ -1,0 +1,163 @@
+"""Turn-taking and barge-in with fake models and a real pacer, in real time (short)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from agent.config import TurnSettings
+from agent.conversation.events import BargeIn, CallEnded, Said, TurnTimings
+from agent.conversation.session import CallSession, PlaceholderPolicy
+from agent.speech.models import Speech
+from tests.fakes.speech import FakeCall, FakeLlm, FakeStt, FakeTts, fake_speech
+
+TURN = TurnSettings(
+    min_speech_ms=160,
+    likely_over_ms=200,
+    end_silence_ms=500,
+    barge_in_ms=400,
+    reprompt_after_s=30,
+    hang_up_after_s=60,
+)
+
+
+class ShortPolicy(PlaceholderPolicy):
+    def greeting(self) -> str:
+        return "Hello there."
+
+    def reprompt(self) -> str:
+        return "Still there?"
+
+    def goodbye(self) -> str:
+        return "Bye now."
+
+
+async def start(
+    speech: Speech, settings: TurnSettings = TURN
+) -> AsyncIterator[tuple[CallSession, FakeCall]]:
+    call = FakeCall()
+    session = CallSession(call, speech, ShortPolicy(), settings)
+    await session.prepare()
+    call.start()
+    task = asyncio.get_running_loop().create_task(session.run())
+    try:
+        yield session, call
+    finally:
+        await call.close()
+        await task
+
+
+@pytest.fixture
+async def chat() -> AsyncIterator[tuple[CallSession, FakeCall]]:
+    async for pair in start(
+        fake_speech(["I left shoes in my cart"], "Sure, I can help. It is here.")
+    ):
+        yield pair
+
+
+async def test_greeting_starts_at_once(chat: tuple[CallSession, FakeCall]) -> None:
+    session, call = chat
+    started = asyncio.get_running_loop().time()
+    await asyncio.sleep(0.3)
+    assert call.loud_times(), "the greeting should be playing"
+    assert call.loud_times()[0] - call.out[0][0] < 0.1
+    assert isinstance(session.events[0], Said) and session.events[0].text == "Hello there."
+    del started
+
+
+async def test_a_caller_turn_gets_an_answer(chat: tuple[CallSession, FakeCall]) -> None:
+    session, call = chat
+    await asyncio.sleep(0.5)  # the greeting (240 ms) ends
+    await call.caller(("speak", 0.6), ("quiet", 1.5))
+    stt = session.speech.stt
+    assert isinstance(stt, FakeStt) and len(stt.calls) == 1
+    timings = [e for e in session.events if isinstance(e, TurnTimings)]
+    assert len(timings) == 1
+    t = timings[0]
+    assert t.end_of_speech <= t.stt_done <= t.first_token <= t.first_audio
+    assert [(m.role, m.content) for m in session.history] == [
+        ("assistant", "Hello there."),
+        ("user", "I left shoes in my cart"),
+        ("assistant", "Sure, I can help. It is here."),
+    ]
+    tts = session.speech.tts
+    assert isinstance(tts, FakeTts)
+    # The first sentence was spoken before the model finished the second.
+    assert tts.texts[1:] == ["Sure, I can help.", "It is here."]
+
+
+async def test_transcription_starts_when_the_turn_is_likely_over(
+    chat: tuple[CallSession, FakeCall],
+) -> None:
+    session, call = chat
+    await asyncio.sleep(0.5)
+    loop = asyncio.get_running_loop()
+    await call.caller(("speak", 0.6))
+    speech_end = loop.time()
+    await call.caller(("quiet", 1.2))
+    stt = session.speech.stt
+    assert isinstance(stt, FakeStt)
+    started = stt.calls[0][0]
+    # Asked after about likely_over_ms of silence, well before end_silence_ms.
+    assert 0.15 < started - speech_end < 0.45
+
+
+async def test_a_pause_mid_sentence_drops_the_speculative_reply() -> None:
+    speech = fake_speech(["first half", "the whole sentence"], "Okay.")
+    async for session, call in start(speech):
+        await asyncio.sleep(0.4)
+        await call.caller(("speak", 0.4), ("quiet", 0.3), ("speak", 0.4), ("quiet", 1.2))
+        stt = speech.stt
+        assert isinstance(stt, FakeStt) and len(stt.calls) == 2
+        users = [m.content for m in session.history if m.role == "user"]
+        assert users == ["the whole sentence"]
+
+
+async def test_barge_in_stops_the_agent_and_its_model() -> None:
+    long_reply = " ".join(["This is a long answer that goes on and on."] * 4)
+    speech = Speech(
+        fake_speech([], "").vad, FakeStt(["tell me more"]), FakeLlm(long_reply, 0.05), FakeTts()
+    )
+    async for session, call in start(speech):
+        await asyncio.sleep(0.4)
+        await call.caller(("speak", 0.5), ("quiet", 0.9))  # the agent starts its long answer
+        loop = asyncio.get_running_loop()
+        barge_start = loop.time()
+        await call.caller(("speak", 0.7), ("quiet", 0.2))
+        barge = [e for e in session.events if isinstance(e, BargeIn)]
+        assert len(barge) == 1
+        decided = barge[0].at
+        assert decided - barge_start >= 0.4  # not before barge_in_ms of speech
+        last_agent_audio = max(t for t in call.loud_times() if t < barge_start + 2)
+        assert last_agent_audio - decided < 0.15
+        llm = speech.llm
+        assert isinstance(llm, FakeLlm) and llm.stopped_early == 1
+        heard = barge[0].heard
+        assert heard and len(heard) < len(long_reply)
+        assert session.history[-1].content == heard
+
+
+async def test_a_backchannel_does_not_interrupt() -> None:
+    speech = Speech(
+        fake_speech([], "").vad,
+        FakeStt(["go on", "mm-hm"]),
+        FakeLlm("Here is a fairly long answer with quite a few words in it."),
+        FakeTts(),
+    )
+    async for session, call in start(speech):
+        await asyncio.sleep(0.4)
+        await call.caller(("speak", 0.5), ("quiet", 0.8))
+        await call.caller(("speak", 0.24), ("quiet", 0.8))  # "mm-hm" over the agent
+        assert not [e for e in session.events if isinstance(e, BargeIn)]
+
+
+async def test_silence_gets_a_reprompt_then_a_goodbye() -> None:
+    settings = TURN.model_copy(update={"reprompt_after_s": 0.8, "hang_up_after_s": 1.8})
+    async for session, call in start(fake_speech([], ""), settings):
+        await asyncio.wait_for(call.wait_closed(), 5)
+        said = [e.text for e in session.events if isinstance(e, Said)]
+        assert said == ["Hello there.", "Still there?", "Bye now."]
+        assert call.hung_up
+    assert isinstance(session.events[-1], CallEnded)
