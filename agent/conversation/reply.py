@@ -25,6 +25,28 @@ LEAD_MS = 40  # audio the pacer has already written ahead: heard even when clear
 __all__ = ["Reply", "Speech"]
 
 
+def heard_part(spoken: list[tuple[str, float]], dropped_ms: int) -> str:
+    """The words of ``spoken`` (text, ms) that played before the last ``dropped_ms`` were cut.
+
+    Words within a sentence are assumed evenly spread: good enough to keep the
+    model's history honest about what the caller heard.
+    """
+    total = sum(ms for _, ms in spoken)
+    heard_ms = max(0.0, total - dropped_ms + LEAD_MS)
+    words: list[str] = []
+    elapsed = 0.0
+    for text, ms in spoken:
+        if elapsed + ms <= heard_ms:
+            words += text.split()
+        else:
+            part = text.split()
+            share = max(0.0, (heard_ms - elapsed) / ms) if ms else 0.0
+            words += part[: int(len(part) * share)]
+            break
+        elapsed += ms
+    return " ".join(words)
+
+
 @dataclass
 class _Spoken:
     text: str
@@ -72,20 +94,7 @@ class Reply:
 
     def heard_text(self, dropped_ms: int) -> str:
         """What the caller heard of this reply, when ``dropped_ms`` of it were cut."""
-        total = sum(s.ms for s in self._spoken)
-        heard_ms = max(0.0, total - dropped_ms + LEAD_MS)
-        words: list[str] = []
-        elapsed = 0.0
-        for spoken in self._spoken:
-            if elapsed + spoken.ms <= heard_ms:
-                words += spoken.text.split()
-            else:
-                part = spoken.text.split()
-                share = max(0.0, (heard_ms - elapsed) / spoken.ms)
-                words += part[: int(len(part) * share)]
-                break
-            elapsed += spoken.ms
-        return " ".join(words)
+        return heard_part([(s.text, s.ms) for s in self._spoken], dropped_ms)
 
     async def _run(self) -> None:
         try:

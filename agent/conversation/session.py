@@ -20,7 +20,7 @@ from agent.audio.resample import Resampler
 from agent.audio.segmenter import Segment, Segmenter, SegmenterSettings, should_interrupt
 from agent.config import TurnSettings
 from agent.conversation.events import BargeIn, CallEnded, Said, SessionEvent, TurnTimings
-from agent.conversation.reply import Reply, Speech
+from agent.conversation.reply import Reply, Speech, heard_part
 from agent.speech.protocols import VAD_RATE, VAD_WINDOW_SAMPLES, ChatMessage
 
 log = logging.getLogger(__name__)
@@ -117,6 +117,8 @@ class CallSession:
         self._turn = 0
         self._ending = False
         self._background: set[asyncio.Task[None]] = set()
+        # A fixed line being played (greeting, reprompt): its text, length and history slot.
+        self._line: tuple[str, float, int] | None = None
 
     # -- events -----------------------------------------------------------------------
 
@@ -136,11 +138,7 @@ class CallSession:
         if self._greeting is None:
             await self.prepare()
         assert self._greeting is not None
-        self.media.play(self._greeting)
-        greeting = self.policy.greeting()
-        self.history.append(ChatMessage("assistant", greeting))
-        self.emit(Said("agent", greeting, self.clock()))
-        self._bot_until = self.clock() + len(self._greeting) / 16000
+        self._play_line(self.policy.greeting(), self._greeting)
         try:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self._listen())
@@ -229,7 +227,13 @@ class CallSession:
         dropped = self.media.clear_playout()
         self._bot_until = self.clock()
         heard = ""
-        if reply is not None and not reply.speculative:
+        if self._line is not None and reply is None:
+            text, ms, slot = self._line
+            heard = heard_part([(text, ms)], dropped)
+            # The history keeps only what the caller actually heard.
+            self.history[slot] = ChatMessage("assistant", heard or "...")
+            self._line = None
+        elif reply is not None and not reply.speculative:
             self._reply = None
             heard = reply.heard_text(dropped)
             # The history keeps only what the caller actually heard.
@@ -265,11 +269,14 @@ class CallSession:
                 await self._say(self.policy.reprompt())
 
     async def _say(self, text: str) -> float:
-        pcm = await self.speech.render(text)
+        return self._play_line(text, await self.speech.render(text))
+
+    def _play_line(self, text: str, pcm: bytes) -> float:
         self.media.play(pcm)
+        seconds = len(pcm) / 16000
+        self._line = (text, seconds * 1000, len(self.history))
         self.history.append(ChatMessage("assistant", text))
         self.emit(Said("agent", text, self.clock()))
-        seconds = len(pcm) / 16000
         self._bot_until = self.clock() + seconds
         return seconds
 

@@ -30,7 +30,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         yield running
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def settings(lab: Lab) -> Settings:
     return lab.settings
 
