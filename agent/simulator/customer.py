@@ -26,7 +26,16 @@ from panoramisk import fast_agi
 
 from agent.config import SimulatorSettings
 from agent.simulator import voice
-from agent.simulator.scenario import Answer, Dtmf, Hangup, Pause, Say, Scenario, ScenarioBook
+from agent.simulator.scenario import (
+    Answer,
+    AwaitReply,
+    Dtmf,
+    Hangup,
+    Pause,
+    Say,
+    Scenario,
+    ScenarioBook,
+)
 from agent.telephony.ami import Ami, AmiEvent
 from agent.telephony.audiosocket import AudioSocketCall, AudioSocketServer
 
@@ -317,6 +326,23 @@ class CustomerSimulator:
                 call.hung_up_by_customer = True
                 await conn.hangup()
                 return
+            elif isinstance(step, AwaitReply):
+                await self._await_reply(call, conn, step)
+
+    async def _await_reply(
+        self, call: SimulatedCall, conn: AudioSocketCall, step: AwaitReply
+    ) -> None:
+        started = self.clock()
+        heard_from = len(call.heard)
+        speech_seen = False
+        while not conn.closed and self.clock() - started < step.timeout_s:
+            await asyncio.sleep(0.05)
+            recent = call.heard[heard_from:]
+            loud = [f.at for f in recent if _loud(f.pcm)]
+            if loud:
+                speech_seen = True
+            if speech_seen and self.clock() - loud_last(loud, recent) >= step.silence_s:
+                return
 
     async def _say(self, call: SimulatedCall, conn: AudioSocketCall, pcm: bytes, step: Say) -> None:
         if step.hangup_after_s is not None:
@@ -346,6 +372,18 @@ class CustomerSimulator:
             )
             call.dtmf_sent.append((self.clock(), digit))
             await asyncio.sleep(step.gap_s)
+
+
+def _loud(pcm: bytes, threshold: int = 600) -> bool:
+    samples = memoryview(pcm).cast("h") if len(pcm) % 2 == 0 else memoryview(pcm[:-1]).cast("h")
+    return any(abs(x) > threshold for x in samples[::4])
+
+
+def loud_last(loud: list[float], recent: list[HeardFrame]) -> float:
+    """When the agent was last heard (its last loud frame, else the last frame)."""
+    if loud:
+        return loud[-1]
+    return recent[-1].at if recent else 0.0
 
 
 async def _sleep_unless_closed(conn: AudioSocketCall, seconds: float) -> None:

@@ -59,7 +59,19 @@ class Hangup:
     """Hang up now."""
 
 
-Step = Say | Pause | Dtmf | Hangup
+@dataclass(frozen=True)
+class AwaitReply:
+    """Listen like a person: wait until the agent has spoken and then paused.
+
+    Waits for the agent's audio to start (up to ``timeout_s``), then for
+    ``silence_s`` of quiet after it.
+    """
+
+    silence_s: float = 1.2
+    timeout_s: float = 20.0
+
+
+Step = Say | Pause | Dtmf | Hangup | AwaitReply
 
 
 @dataclass(frozen=True)

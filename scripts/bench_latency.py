@@ -1,0 +1,209 @@
+"""Voice-to-voice latency of real calls, measured at the customer's ear.
+
+Real calls go through Cartline's Asterisk and the customer simulator's, with the
+default speech models. The simulated customers speak Piper-made lines and wait
+for the agent like a person does (until it has spoken and paused). Printed per
+number of simultaneous calls: voice-to-voice latency (end of the customer's
+line to the first agent audio heard) p50/p95 with the per-stage breakdown from
+the agent's own timings, the greeting delay after the answer, the barge-in delay
+(the agent's decision to yield to the first silence at the customer's ear, and
+from the customer's first word), and the peak RSS. The last line is one JSON object.
+
+    scripts/bench-latency [--calls 1,2,4] [--turns 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from agent.app import Telephony
+from agent.config import Settings
+from agent.conversation.events import BargeIn, TurnTimings
+from agent.conversation.session import CallSession, PlaceholderPolicy
+from agent.simulator.customer import CustomerSimulator, SimulatedCall, _loud
+from agent.simulator.lab import Lab, lab_settings
+from agent.simulator.scenario import AwaitReply, Hangup, Pause, Say, Scenario
+from agent.speech.models import Speech, load_speech
+from agent.speech.weights import prepare_llm
+from agent.telephony.audiosocket import AudioSocketCall
+from agent.telephony.dialer import PlacedCall
+
+POLICY = PlaceholderPolicy()
+LINES = [
+    "Hi, I left some running shoes in my cart. Can you send me the link?",
+    "What colors do the shoes come in?",
+    "Is shipping free for this order?",
+    "Okay, and how long does delivery take?",
+    "Can I return them if they don't fit?",
+    "Do you have a discount code for me?",
+    "I think I will buy them tonight.",
+    "Thanks, that is all I needed.",
+]
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+class Agent:
+    def __init__(self, speech: Speech, settings: Settings) -> None:
+        self.speech = speech
+        self.settings = settings
+        self.sessions: dict[str, CallSession] = {}
+
+    async def place(self, tel: Telephony, number: str) -> tuple[PlacedCall, CallSession]:
+        session = CallSession(None, self.speech, POLICY, self.settings.speech.turn)  # type: ignore[arg-type]
+        await session.prepare()
+        placed = await tel.dialer.place(number, amd=False, record=False)
+        self.sessions[placed.call_id] = session
+        return placed, session
+
+    async def __call__(self, conn: AudioSocketCall, call: PlacedCall | None) -> None:
+        assert call is not None
+        session = self.sessions[call.call_id]
+        session.media = conn
+        await session.run()
+
+
+def first_loud_after(call: SimulatedCall, after: float) -> float | None:
+    return next((f.at for f in call.heard if f.at >= after and _loud(f.pcm)), None)
+
+
+async def run_calls(
+    tel: Telephony, agent: Agent, sim: CustomerSimulator, calls: int, turns: int, lines: list[bytes]
+) -> dict[str, Any]:
+    per_call = max(1, turns // calls)
+    placed_all = []
+    for c in range(calls):
+        number = f"15558{calls:02d}{c:04d}"
+        steps: list[Any] = [AwaitReply()]
+        for t in range(per_call):
+            steps += [Say(pcm=lines[(c + t) % len(lines)], label=f"turn{t}"), AwaitReply()]
+        steps += [Pause(0.5), Hangup()]
+        sim.book.add(number, Scenario(steps=tuple(steps), max_call_s=600))
+        placed_all.append((number, *await agent.place(tel, number)))
+    v2v: list[float] = []
+    greeting: list[float] = []
+    stages: dict[str, list[float]] = {"stt": [], "llm_first_token": [], "tts_first_audio": []}
+    for number, placed, session in placed_all:
+        await placed.wait_done(900)
+        call = await sim.wait_call(number)
+        await call.wait_done(10)
+        assert call.connected_at is not None
+        first = first_loud_after(call, call.connected_at)
+        if first is not None:
+            greeting.append(first - call.connected_at)
+        for line in call.said:
+            heard = first_loud_after(call, line.ended_at)
+            if heard is not None:
+                v2v.append(heard - line.ended_at)
+        for timing in (e for e in session.events if isinstance(e, TurnTimings)):
+            stages["stt"].append(timing.stt_done - timing.end_of_speech)
+            stages["llm_first_token"].append(timing.first_token - timing.stt_done)
+            stages["tts_first_audio"].append(timing.first_audio - timing.first_token)
+    return {
+        "calls": calls,
+        "turns": len(v2v),
+        "voice_to_voice_s": {
+            "p50": pct(v2v, 0.5),
+            "p95": pct(v2v, 0.95),
+            "max": max(v2v, default=0),
+        },
+        "stages_p50_s": {k: pct(v, 0.5) for k, v in stages.items()},
+        "greeting_delay_s": {"p50": pct(greeting, 0.5), "max": max(greeting, default=0)},
+    }
+
+
+async def barge_in(
+    tel: Telephony, agent: Agent, sim: CustomerSimulator, speech: Speech
+) -> dict[str, Any]:
+    interruption = await speech.render("Sorry, wait, wait. I have a question.")
+    decisions: list[float] = []
+    from_word: list[float] = []
+    for i in range(3):
+        number = f"1555990{i:04d}"
+        sim.book.add(
+            number, Scenario(steps=(Pause(2.0), Say(pcm=interruption), Pause(3.0), Hangup()))
+        )
+        placed, session = await agent.place(tel, number)
+        await placed.wait_done(60)
+        call = await sim.wait_call(number)
+        events = [e for e in session.events if isinstance(e, BargeIn)]
+        if not events:
+            continue
+        decided = events[0].at
+        said = call.said[0]
+        agent_audio = [
+            f.at for f in call.heard if said.started_at - 1 < f.at < said.ended_at and _loud(f.pcm)
+        ]
+        stop = max((t for t in agent_audio if t < decided + 1.0), default=decided)
+        decisions.append(stop - decided)
+        from_word.append(stop - said.started_at)
+    return {
+        "decision_to_silence_s": {"p50": pct(decisions, 0.5), "max": max(decisions, default=0)},
+        "first_word_to_silence_s": {"p50": pct(from_word, 0.5), "max": max(from_word, default=0)},
+    }
+
+
+async def main_async(calls: list[int], turns: int, state: Path) -> dict[str, Any]:
+    settings = lab_settings(state, tag=f"lat{os.getpid() % 10000}")
+    with Lab(settings):
+        prepare_llm(settings.speech.models_dir)
+        speech = await load_speech(settings.speech, POLICY.system_prompt())
+        lines = [await speech.render(text) for text in LINES]
+        agent = Agent(speech, settings)
+        out: dict[str, Any] = {"runs": {}}
+        async with CustomerSimulator(settings.simulator) as sim, Telephony(settings, agent) as tel:
+            for n in calls:
+                result = await run_calls(tel, agent, sim, n, turns, lines)
+                out["runs"][str(n)] = result
+                v = result["voice_to_voice_s"]
+                st = result["stages_p50_s"]
+                print(
+                    f"{n} call(s), {result['turns']} turns: voice-to-voice p50 {v['p50']:.2f} s, "
+                    f"p95 {v['p95']:.2f} s; stages p50: end of speech to transcript "
+                    f"{st['stt']:.2f} s, to first token {st['llm_first_token']:.2f} s, to first "
+                    f"audio {st['tts_first_audio']:.2f} s; greeting "
+                    f"{result['greeting_delay_s']['p50']:.2f} s after answer",
+                    flush=True,
+                )
+            out["barge_in"] = await barge_in(tel, agent, sim, speech)
+            b = out["barge_in"]
+            print(
+                f"barge-in: decision to silence at the ear p50 "
+                f"{b['decision_to_silence_s']['p50'] * 1000:.0f} ms, from the customer's first "
+                f"word {b['first_word_to_silence_s']['p50'] * 1000:.0f} ms",
+                flush=True,
+            )
+    out["peak_rss_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    out["turn_settings"] = settings.speech.turn.model_dump()
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--calls", default="1,2,4")
+    parser.add_argument("--turns", type=int, default=20)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="cartline-latency-") as tmp:
+        figures = asyncio.run(
+            main_async([int(x) for x in args.calls.split(",")], args.turns, Path(tmp))
+        )
+    print(f"peak RSS {figures['peak_rss_gib']:.2f} GiB")
+    print(json.dumps(figures))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
