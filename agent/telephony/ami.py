@@ -14,15 +14,10 @@ import asyncio
 import base64
 import collections
 import logging
-import re
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from panoramisk import Manager
-from panoramisk.actions import Action
-
-from agent.errors import CartlineError
 from agent.telephony.ami_events import (
     CALL_ID_KEYS,
     LOST_EVENT,
@@ -32,16 +27,18 @@ from agent.telephony.ami_events import (
     NoiseFilter,
     is_noise,
 )
+from agent.telephony.ami_protocol import (
+    AmiError,
+    AmiLoginError,
+    ClosableManager,
+    OriginateAction,
+    check_lines,
+    event_name,
+    message_fields,
+    variable_lines,
+)
 
 log = logging.getLogger(__name__)
-
-
-class AmiError(CartlineError):
-    """An AMI action failed, or the AMI cannot be reached."""
-
-
-class AmiLoginError(AmiError):
-    """The AMI refused the username and secret."""
 
 
 __all__ = [
@@ -56,53 +53,6 @@ __all__ = [
     "NoiseFilter",
     "is_noise",
 ]
-
-
-class _Originate(Action):  # type: ignore[misc]
-    """An Originate that says when Asterisk has queued it, and hands on its OriginateResponse."""
-
-    def __init__(self, fields: Mapping[str, Any], on_response: Callable[[Any], None]) -> None:
-        super().__init__(fields)
-        self.accepted: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._on_response = on_response
-
-    def add_message(self, message: Any) -> Any:
-        if not self.accepted.done():
-            self.accepted.set_result(message)
-        if str(message.get("Event", "")) == "OriginateResponse":
-            # Called from the protocol's read, so the response takes its place
-            # among the call's events in wire order.
-            self._on_response(message)
-        return super().add_message(message)
-
-
-class _Manager(Manager):  # type: ignore[misc]
-    """panoramisk's Manager with fractional delays, quiet for good once closed."""
-
-    closing = False
-
-    def __init__(self, *, reconnect_s: float, ping_s: float, **config: Any) -> None:
-        super().__init__(**config)
-        # panoramisk truncates these to whole seconds; keep the fractions.
-        self.reconnect_timeout = reconnect_s
-        self.ping_delay = self.ping_interval = ping_s
-
-    def connect(self, *args: Any, **kwargs: Any) -> Any:
-        if self.closing:
-            return None
-        return super().connect(*args, **kwargs)
-
-    def connection_made(self, future: Any) -> None:
-        if self.closing:
-            # A connect that finished after close(): do not log in on it.
-            if not future.cancelled() and future.exception() is None:
-                future.result()[0].close()
-            return
-        super().connection_made(future)
-
-    def ping(self) -> None:
-        if not self.closing and self.protocol is not None:
-            super().ping()
 
 
 class Ami:
@@ -133,7 +83,7 @@ class Ami:
         self._stream_size = stream_size
         self._noise = noise
         self._clock = clock
-        self._manager: _Manager | None = None
+        self._manager: ClosableManager | None = None
         self._history: collections.deque[AmiEvent] = collections.deque(maxlen=history)
         self._streams: dict[str, list[CallEvents]] = {}
         self._waiters: list[tuple[Callable[[AmiEvent], bool], asyncio.Future[AmiEvent]]] = []
@@ -141,7 +91,7 @@ class Ami:
         self._connected = asyncio.Event()
         self._inflight: set[asyncio.Future[Any]] = set()
         # By id: panoramisk's actions are mappings, which do not hash.
-        self._originating: dict[int, _Originate] = {}
+        self._originating: dict[int, OriginateAction] = {}
         self._closing = False
         self._lost = False
         self._shutdown_seen = False
@@ -158,7 +108,7 @@ class Ami:
         """Connects and logs in; raises AmiLoginError or AmiError saying why not."""
         where = f"{self._host}:{self._port}"
         self._closing = False
-        manager = self._manager = _Manager(
+        manager = self._manager = ClosableManager(
             host=self._host,
             port=self._port,
             username=self._username,
@@ -235,7 +185,7 @@ class Ami:
             # A reconnect attempt that failed: the loss was already reported.
             return
         self._lost = True
-        shutdown = self._shutdown_seen or _event_name(exc) == "Shutdown"
+        shutdown = self._shutdown_seen or event_name(exc) == "Shutdown"
         log.warning(
             "AMI connection lost; reconnecting (%s)",
             "Asterisk shut down" if shutdown else "the connection dropped",
@@ -268,7 +218,9 @@ class Ami:
 
     def _on_event(self, manager: Any, message: Any) -> None:
         if manager is self._manager:
-            self._route(AmiEvent(str(message.get("Event", "")), _fields(message), self._clock()))
+            self._route(
+                AmiEvent(str(message.get("Event", "")), message_fields(message), self._clock())
+            )
 
     def _route(self, event: AmiEvent) -> None:
         if event.name == "Shutdown":
@@ -346,7 +298,7 @@ class Ami:
 
     # -- actions ------------------------------------------------------------------------
 
-    def _require(self) -> _Manager:
+    def _require(self) -> ClosableManager:
         if self._manager is None or not self.connected:
             raise AmiError("the AMI is not connected")
         return self._manager
@@ -360,7 +312,7 @@ class Ami:
         name = str(fields.get("Action", "action"))
         # Without an explicit Async key panoramisk mis-reads "successfully queued".
         payload = {"Async": "false", **fields}
-        _check_lines(payload)
+        check_lines(payload)
         fut = self._require().send_action(payload)
         self._inflight.add(fut)
         try:
@@ -407,12 +359,12 @@ class Ami:
             # Explicit, or panoramisk fails on the "queued" response; with it,
             # panoramisk's future waits for the OriginateResponse.
             "Async": "true",
-            "Variable": _variables({"CALL_ID": call_id, **(variables or {})}),
+            "Variable": variable_lines({"CALL_ID": call_id, **(variables or {})}),
         }
         if caller_id:
             fields["CallerID"] = caller_id
-        _check_lines(fields)
-        action = _Originate(fields, lambda message: self._originate_response(call_id, message))
+        check_lines(fields)
+        action = OriginateAction(fields, lambda message: self._originate_response(call_id, message))
         self._originating[id(action)] = action
         first: Any = None
         try:
@@ -431,7 +383,7 @@ class Ami:
             raise AmiError(f"Asterisk refused the Originate: {first.get('Message') or 'no reason'}")
 
     def _originate_response(self, call_id: str, message: Any) -> None:
-        fields = _fields(message)
+        fields = message_fields(message)
         fields["ChannelId"] = call_id
         if fields.get("Uniqueid", "") in ("", "<null>"):
             fields["Uniqueid"] = call_id
@@ -468,7 +420,7 @@ class Ami:
             "Base64Body": base64.b64encode(body.encode()).decode(),
         }
         if variables:
-            fields["Variable"] = _variables(variables)
+            fields["Variable"] = variable_lines(variables)
         await self.action(fields)
 
     async def getvar(self, channel: str, name: str) -> str:
@@ -489,44 +441,6 @@ class Ami:
         return (
             [str(line) for line in output] if isinstance(output, list) else str(output).split("\n")
         )
-
-
-# Asterisk splits each Variable header at commas and strips quotes and
-# backslashes (AST_STANDARD_APP_ARGS), so those are escaped in values.
-_VARIABLE_SPECIALS = re.compile(r'([\\",()\[\]])')
-_VARIABLE_NAME = re.compile(r"^_{0,2}[A-Za-z][A-Za-z0-9_]*(\([^,=()\r\n]*\))?$")
-
-
-def _variables(values: Mapping[str, str]) -> list[str]:
-    lines = []
-    for name, value in values.items():
-        if not _VARIABLE_NAME.match(name):
-            raise AmiError(f"{name!r} is not a channel variable name")
-        escaped = _VARIABLE_SPECIALS.sub(r"\\\1", str(value))
-        lines.append(f"{name}={escaped}")
-    return lines
-
-
-def _check_lines(fields: Mapping[str, str | list[str]]) -> None:
-    # A line break would end the header early and let the rest pose as headers.
-    for key, value in fields.items():
-        for item in value if isinstance(value, list) else [value]:
-            if "\r" in item or "\n" in item:
-                raise AmiError(f"the {key} of an AMI action cannot contain a line break")
-
-
-def _fields(message: Any) -> dict[str, str]:
-    fields = {}
-    for key, value in message.items():
-        if key == "content" and not value:
-            continue  # panoramisk's own slot for a response body
-        fields[str(key)] = "\n".join(map(str, value)) if isinstance(value, list) else str(value)
-    return fields
-
-
-def _event_name(message: Any) -> str:
-    getter = getattr(message, "get", None)
-    return str(getter("Event", "")) if callable(getter) else ""
 
 
 def _iter_streams(streams: Mapping[str, list[CallEvents]]) -> list[CallEvents]:
