@@ -94,6 +94,7 @@ async def run_calls(
         sim.book.add(number, Scenario(steps=tuple(steps), max_call_s=600))
         placed_all.append((number, *await agent.place(tel, number)))
     v2v: list[float] = []
+    missed = 0
     greeting: list[float] = []
     stages: dict[str, list[float]] = {"stt": [], "llm_first_token": [], "tts_first_audio": []}
     for number, placed, session in placed_all:
@@ -104,10 +105,14 @@ async def run_calls(
         first = first_loud_after(call, call.connected_at)
         if first is not None:
             greeting.append(first - call.connected_at)
-        for line in call.said:
+        for i, line in enumerate(call.said):
+            # The reply counts only if it came before the customer's next line.
+            limit = call.said[i + 1].started_at if i + 1 < len(call.said) else float("inf")
             heard = first_loud_after(call, line.ended_at)
-            if heard is not None:
+            if heard is not None and heard < limit:
                 v2v.append(heard - line.ended_at)
+            else:
+                missed += 1
         for timing in (e for e in session.events if isinstance(e, TurnTimings)):
             stages["stt"].append(timing.stt_done - timing.end_of_speech)
             stages["llm_first_token"].append(timing.first_token - timing.stt_done)
@@ -115,6 +120,7 @@ async def run_calls(
     return {
         "calls": calls,
         "turns": len(v2v),
+        "unanswered_turns": missed,
         "voice_to_voice_s": {
             "p50": pct(v2v, 0.5),
             "p95": pct(v2v, 0.95),
@@ -171,7 +177,8 @@ async def main_async(calls: list[int], turns: int, state: Path) -> dict[str, Any
                 v = result["voice_to_voice_s"]
                 st = result["stages_p50_s"]
                 print(
-                    f"{n} call(s), {result['turns']} turns: voice-to-voice p50 {v['p50']:.2f} s, "
+                    f"{n} call(s), {result['turns']} turns ({result['unanswered_turns']} "
+                    f"unanswered): voice-to-voice p50 {v['p50']:.2f} s, "
                     f"p95 {v['p95']:.2f} s; stages p50: end of speech to transcript "
                     f"{st['stt']:.2f} s, to first token {st['llm_first_token']:.2f} s, to first "
                     f"audio {st['tts_first_audio']:.2f} s; greeting "

@@ -14,6 +14,10 @@ from collections.abc import AsyncGenerator, AsyncIterator
 _END = re.compile(r"([.!?]+[\"')\]]*|\n)\s")
 _ABBREVIATIONS = ("mr.", "mrs.", "ms.", "dr.", "st.", "e.g.", "i.e.", "vs.", "etc.", "no.")
 MIN_CHARS = 12
+# The first piece may end at a clause (comma, colon, semicolon) once it is this
+# long: the agent starts speaking sooner, and Piper phrases a clause well.
+FIRST_CLAUSE_CHARS = 28
+_CLAUSE = re.compile(r"[,;:]\s")
 
 
 def _split_point(text: str) -> int | None:
@@ -28,11 +32,27 @@ def _split_point(text: str) -> int | None:
     return None
 
 
+def _first_clause(text: str) -> int | None:
+    for match in _CLAUSE.finditer(text):
+        if match.start() + 1 >= FIRST_CLAUSE_CHARS:
+            return match.start() + 1
+    return None
+
+
 async def sentences(tokens: AsyncIterator[str]) -> AsyncGenerator[str, None]:
-    """Groups streamed tokens into sentences; the rest comes out when the stream ends."""
+    """Groups streamed tokens into sentences; the rest comes out when the stream ends.
+
+    The first piece may be a long enough clause rather than a whole sentence.
+    """
     buffer = ""
+    first = True
     async for token in tokens:
         buffer += token
+        if first and (cut := _split_point(buffer) or _first_clause(buffer)) is not None:
+            first = False
+            sentence, buffer = buffer[:cut].strip(), buffer[cut:]
+            if sentence:
+                yield sentence
         while (cut := _split_point(buffer)) is not None:
             sentence, buffer = buffer[:cut].strip(), buffer[cut:]
             if sentence:

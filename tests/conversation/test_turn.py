@@ -44,3 +44,12 @@ async def test_the_first_sentence_comes_before_the_stream_ends() -> None:
         out.append((s, len(seen)))
     # Spoken after the second token, before the model wrote the rest.
     assert out[0] == ("Sure, I can help with that.", 2)
+
+
+async def test_a_long_first_clause_is_spoken_before_its_sentence_ends() -> None:
+    text = "Sure thing, I can send you the link, and the code is still valid. Anything else?"
+    assert await _collect(text) == [
+        "Sure thing, I can send you the link,",
+        "and the code is still valid.",
+        "Anything else?",
+    ]
