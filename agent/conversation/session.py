@@ -115,7 +115,6 @@ class CallSession:
         self._last_speech_at = clock()
         self._reprompted = False
         self._turn = 0
-        self._ending = False
         self._background: set[asyncio.Task[None]] = set()
         # A fixed line being played (greeting, reprompt): its text, length and history slot.
         self._line: tuple[str, float, int] | None = None

@@ -48,13 +48,18 @@ class ModelWorker:
     ) -> AsyncGenerator[T, None]:
         """Consumes the iterator ``make()`` on the worker thread; yields its items here.
 
-        Closing the iterator (``contextlib.aclosing`` around an ``async for``
-        that may break early) or cancelling sets ``stop``, and the thread stops
-        before its next item.
+        ``stop`` (shared with other work of the same reply) stops the thread
+        before its next item. Closing this iterator early (``contextlib.aclosing``
+        around an ``async for`` that may break) or cancelling stops it too, without
+        touching ``stop``: the rest of the reply goes on.
         """
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[object] = asyncio.Queue(maxsize)
         room = threading.Semaphore(maxsize)
+        gone = threading.Event()  # this consumer left
+
+        def stopped() -> bool:
+            return stop.is_set or gone.is_set()
 
         def put(item: object) -> None:
             loop.call_soon_threadsafe(queue.put_nowait, item)
@@ -62,11 +67,11 @@ class ModelWorker:
         def pump() -> None:
             try:
                 for item in make():
-                    if stop.is_set:
+                    if stopped():
                         break
                     # Backpressure: never more than maxsize items in flight.
                     while not room.acquire(timeout=0.1):
-                        if stop.is_set:
+                        if stopped():
                             return
                     put(item)
             except BaseException as exc:  # noqa: BLE001 - handed to the loop, re-raised there
@@ -85,7 +90,7 @@ class ModelWorker:
                 room.release()
                 yield item  # type: ignore[misc]
         finally:
-            stop.set()
+            gone.set()
             room.release()
             await asyncio.shield(future)
 

@@ -35,7 +35,8 @@ async def test_stream_yields_in_order_and_stops_between_items() -> None:
             if n == 9:
                 break
     assert got == list(range(10))
-    assert stop.is_set
+    # Leaving early stops this stream only: the shared flag stays clear.
+    assert not stop.is_set
     # The thread stopped within a few items of the break (queue of 4 + the one in hand).
     assert len(produced) <= 16
     worker.close()
@@ -51,4 +52,24 @@ async def test_errors_in_the_thread_reach_the_caller() -> None:
     with pytest.raises(ValueError, match="model failed"):
         async for _ in worker.stream(broken, StopFlag()):
             pass
+    worker.close()
+
+
+async def test_a_shared_stop_flag_stops_the_thread() -> None:
+    worker = ModelWorker("unit")
+    stop = StopFlag()
+    produced: list[int] = []
+
+    def numbers() -> Iterator[int]:
+        for i in range(1000):
+            produced.append(i)
+            time.sleep(0.001)
+            yield i
+
+    got = []
+    async for n in worker.stream(numbers, stop, maxsize=4):
+        got.append(n)
+        if n == 4:
+            stop.set()
+    assert got[:5] == [0, 1, 2, 3, 4] and len(produced) <= 12
     worker.close()
