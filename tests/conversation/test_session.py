@@ -161,3 +161,21 @@ async def test_silence_gets_a_reprompt_then_a_goodbye() -> None:
         assert said == ["Hello there.", "Still there?", "Bye now."]
         assert call.hung_up
     assert isinstance(session.events[-1], CallEnded)
+
+
+async def test_a_call_ending_mid_reply_leaves_no_task_running() -> None:
+    speech = Speech(
+        fake_speech([], "").vad,
+        FakeStt(["tell me everything"]),
+        FakeLlm(" ".join(["word"] * 200), 0.05),
+        FakeTts(),
+    )
+    async for _session, call in start(speech):
+        await asyncio.sleep(0.4)
+        await call.caller(("speak", 0.5), ("quiet", 0.9))  # a long reply is under way
+    # The call closed mid-reply: the reply and the model's stream were stopped.
+    await asyncio.sleep(0.05)
+    others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    assert others == []
+    llm = speech.llm
+    assert isinstance(llm, FakeLlm) and llm.stopped_early == 1
