@@ -79,7 +79,7 @@ async def serve(settings: Settings, calls: int, seconds: float) -> dict[str, Any
     async def media(conn: AudioSocketCall, call: PlacedCall | None) -> None:
         key = str(conn.uuid)
         stamps = send_times.setdefault(key, [])
-        conn.pacer._on_frame = stamps.append
+        conn.pacer.on_frame = stamps.append
         frames_in[key] = 0
 
         async def listen() -> None:

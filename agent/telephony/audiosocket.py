@@ -13,11 +13,12 @@ import asyncio
 import contextlib
 import enum
 import logging
+import traceback
 import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-from agent.audio.frames import frame_bytes
+from agent.audio.frames import TELEPHONE_RATE, frame_bytes
 from agent.audio.pacer import Clock, MonotonicClock, Pacer
 from agent.telephony.audiosocket_codec import (
     SAMPLE_RATES,
@@ -33,17 +34,21 @@ log = logging.getLogger(__name__)
 
 READ_SIZE = 4096
 WRITE_TIMEOUT_S = 2.0
+DTMF_QUEUE = 64
+# Time left to a handler after its call closed (or to finish playing out) before
+# the connection is cut on stop().
+STOP_GRACE_S = 2.0
 
 
 class EndReason(enum.Enum):
-    """Why an AudioSocket connection ended."""
+    """Why an AudioSocket call ended."""
 
     CALLER_HANGUP = "caller_hangup"  # Asterisk sent a hang-up message
     CALLER_EOF = "caller_eof"  # Asterisk closed the socket (the caller hung up)
     AGENT_HANGUP = "agent_hangup"
     ERROR_FROM_ASTERISK = "error_from_asterisk"
     PROTOCOL_ERROR = "protocol_error"
-    TIMEOUT = "timeout"  # no call id arrived in time
+    TIMEOUT = "timeout"  # Asterisk stopped taking our audio for WRITE_TIMEOUT_S
     SERVER_STOP = "server_stop"
     HANDLER_ERROR = "handler_error"
 
@@ -56,7 +61,11 @@ class _ConnectionClosed(Exception):
 
 
 class AudioSocketCall:
-    """One call's audio connection, both ways."""
+    """One call's audio connection, both ways.
+
+    Caller audio comes from :meth:`audio`, digits from :meth:`dtmf`; the agent's
+    audio goes to :meth:`play`. Created by :class:`AudioSocketServer` only.
+    """
 
     def __init__(
         self,
@@ -72,54 +81,51 @@ class AudioSocketCall:
         self._writer = writer
         self._inbound: deque[bytes] = deque(maxlen=inbound_queue_frames)
         self._audio_ready = asyncio.Event()
-        self._dtmf: asyncio.Queue[str] = asyncio.Queue(maxsize=64)
+        self._digits: deque[str] = deque()
+        self._dtmf_ready = asyncio.Event()
         self._closed = asyncio.Event()
         self._outbound_kind = outbound_kind
-        self.pacer = Pacer(self._send_frame, clock, lead_frames=lead_frames)
+        rate = TELEPHONE_RATE if outbound_kind is None else SAMPLE_RATES[outbound_kind]
+        self.pacer = Pacer(self._send_frame, clock, frame_bytes(rate), lead_frames)
         self.end_reason: EndReason | None = None
         self.inbound_sample_rate: int | None = None
         self.frames_in = 0
         self.dropped_frames = 0
         self.dtmf_dropped = 0
         self.error_code: int | None = None
-        self._lock = asyncio.Lock()
+        self._write_lock = asyncio.Lock()
 
     # -- what the agent uses --------------------------------------------------------
 
     async def audio(self) -> AsyncIterator[bytes]:
-        """Caller audio frames in order, until the call ends."""
+        """Caller audio payloads in order (not always whole frames) until the call ends.
+
+        One consumer at a time. When it falls more than ``inbound_queue_frames``
+        behind, the oldest frames are dropped and counted in ``dropped_frames``.
+        """
         while True:
             while self._inbound:
                 yield self._inbound.popleft()
             if self._closed.is_set():
                 return
             self._audio_ready.clear()
-            closed = asyncio.ensure_future(self._closed.wait())
-            ready = asyncio.ensure_future(self._audio_ready.wait())
-            try:
-                await asyncio.wait((closed, ready), return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                closed.cancel()
-                ready.cancel()
+            await self._audio_ready.wait()
 
     async def dtmf(self) -> AsyncIterator[str]:
-        """DTMF digits the caller pressed, until the call ends."""
+        """DTMF digits the caller pressed, one string per digit, until the call ends.
+
+        One consumer at a time; digits pressed before it started are kept (up to 64).
+        """
         while True:
-            if self._closed.is_set() and self._dtmf.empty():
+            while self._digits:
+                yield self._digits.popleft()
+            if self._closed.is_set():
                 return
-            getter = asyncio.ensure_future(self._dtmf.get())
-            closed = asyncio.ensure_future(self._closed.wait())
-            try:
-                await asyncio.wait((getter, closed), return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                closed.cancel()
-                if not getter.done():
-                    getter.cancel()
-            if getter.done() and not getter.cancelled():
-                yield getter.result()
+            self._dtmf_ready.clear()
+            await self._dtmf_ready.wait()
 
     def play(self, pcm: bytes) -> None:
-        """Queues the agent's audio (signed-linear at the call's outbound rate)."""
+        """Queues the agent's audio: signed-linear 16-bit at ``outbound_sample_rate``."""
         self.pacer.push(pcm)
 
     def clear_playout(self) -> int:
@@ -128,44 +134,62 @@ class AudioSocketCall:
 
     @property
     def queued_ms(self) -> float:
+        """Agent audio queued and not yet written."""
         return self.pacer.queued_ms
+
+    async def finish_playout(self) -> None:
+        """Waits until the queued agent audio has been written, or the call closed."""
+        await self.pacer.wait_idle()
 
     @property
     def closed(self) -> bool:
         return self._closed.is_set()
 
     async def hangup(self) -> None:
-        """Ends the call from the agent's side: a hang-up message, then close."""
+        """Ends the call from the agent's side at once: a hang-up message, then close.
+
+        Audio still queued is not played; await :meth:`finish_playout` first to keep it.
+        """
         if self._closed.is_set():
             return
         with contextlib.suppress(OSError, TimeoutError):
-            async with asyncio.timeout(WRITE_TIMEOUT_S), self._lock:
+            async with asyncio.timeout(WRITE_TIMEOUT_S), self._write_lock:
                 self._writer.write(encode_hangup())
                 await self._writer.drain()
         self._close(EndReason.AGENT_HANGUP)
 
     async def wait_closed(self) -> None:
+        """Returns once the call has ended, for whatever reason (see ``end_reason``)."""
         await self._closed.wait()
 
     @property
     def frames_out(self) -> int:
+        """Frames written to Asterisk, silence included."""
         return self.pacer.frames_sent
-
-    # -- the connection's machinery ---------------------------------------------------
 
     @property
     def outbound_kind(self) -> Kind:
-        return self._outbound_kind or Kind.SLIN_8K
+        """The audio kind the agent's audio is sent as."""
+        return Kind.SLIN_8K if self._outbound_kind is None else self._outbound_kind
+
+    @property
+    def outbound_sample_rate(self) -> int:
+        return SAMPLE_RATES[self.outbound_kind]
+
+    # -- the connection's machinery ---------------------------------------------------
 
     async def _send_frame(self, frame: bytes) -> None:
         if self._closed.is_set():
             raise _ConnectionClosed
         try:
-            async with asyncio.timeout(WRITE_TIMEOUT_S), self._lock:
+            async with asyncio.timeout(WRITE_TIMEOUT_S), self._write_lock:
                 self._writer.write(encode_audio(frame, self.outbound_kind))
                 await self._writer.drain()
-        except (OSError, TimeoutError):
+        except OSError:
             self._close(EndReason.CALLER_EOF)
+            raise _ConnectionClosed from None
+        except TimeoutError:
+            self._close(EndReason.TIMEOUT)
             raise _ConnectionClosed from None
 
     def _receive(self, message: Message) -> None:
@@ -173,19 +197,20 @@ class AudioSocketCall:
             if self.inbound_sample_rate is None:
                 self.inbound_sample_rate = SAMPLE_RATES[message.kind]
                 if self._outbound_kind is None:
-                    # Answer in the caller's own format.
+                    # Answer in the caller's own format (the channel driver's codec).
                     self._outbound_kind = message.kind
-                    self.pacer.set_frame_size(frame_bytes(self.inbound_sample_rate))
+                    self.pacer.set_frame_bytes(frame_bytes(self.inbound_sample_rate))
             self.frames_in += 1
             if len(self._inbound) == self._inbound.maxlen:
                 self.dropped_frames += 1
             self._inbound.append(message.payload)
             self._audio_ready.set()
         elif message.kind is Kind.DTMF:
-            try:
-                self._dtmf.put_nowait(message.payload.decode("ascii", "replace"))
-            except asyncio.QueueFull:
+            if len(self._digits) >= DTMF_QUEUE:
                 self.dtmf_dropped += 1
+                return
+            self._digits.append(message.payload.decode("ascii", "replace"))
+            self._dtmf_ready.set()
         elif message.kind is Kind.HANGUP:
             self._close(EndReason.CALLER_HANGUP)
         elif message.kind is Kind.ERROR:
@@ -199,11 +224,21 @@ class AudioSocketCall:
         self.end_reason = reason
         self._closed.set()
         self._audio_ready.set()
+        self._dtmf_ready.set()
+        # Nothing queued can be heard any more; this also releases finish_playout().
+        self.pacer.clear()
         self._writer.close()
 
 
 class AudioSocketServer:
-    """Accepts AudioSocket connections and runs ``handler(call)`` for each."""
+    """Accepts AudioSocket connections and runs ``handler(call)`` for each.
+
+    A connection must send its UUID within ``uuid_timeout_s``. The agent's audio
+    is sent as ``outbound_kind``, or when that is None in the kind of the first
+    caller audio (8 kHz until some arrives). When the handler returns, queued
+    audio is played out and the call is hung up; when it raises, the call ends
+    with ``HANDLER_ERROR``. Port 0 picks a free port, readable from ``port``.
+    """
 
     def __init__(
         self,
@@ -217,6 +252,10 @@ class AudioSocketServer:
         lead_frames: int = 2,
         outbound_kind: Kind | None = None,
     ) -> None:
+        if inbound_queue_frames < 1:
+            raise ValueError("inbound_queue_frames must be at least 1")
+        if outbound_kind is not None and outbound_kind not in SAMPLE_RATES:
+            raise ValueError(f"{outbound_kind!r} is not an audio kind")
         self._handler = handler
         self.host = host
         self.port = port
@@ -226,24 +265,30 @@ class AudioSocketServer:
         self._lead = lead_frames
         self._outbound_kind = outbound_kind
         self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        # Every connection's task; None until its UUID has arrived.
+        self._connections: dict[asyncio.Task[None], AudioSocketCall | None] = {}
         self.calls: dict[uuid.UUID, AudioSocketCall] = {}
         self.rejected_connections = 0
         self._stopping = False
 
     async def start(self) -> None:
+        """Listens; with port 0 the chosen port is in ``port`` afterwards."""
+        self._stopping = False
         self._server = await asyncio.start_server(self._accept, self.host, self.port)
         self.port = self._server.sockets[0].getsockname()[1]
 
-    async def stop(self, grace_s: float = 2.0) -> None:
-        """Ends every call (handlers see the call close) and stops listening."""
+    async def stop(self, grace_s: float = STOP_GRACE_S) -> None:
+        """Stops listening and ends every call; handlers get ``grace_s`` to return."""
+        self._stopping = True
         if self._server is not None:
             self._server.close()
-        self._stopping = True
-        for call in list(self.calls.values()):
-            call._close(EndReason.SERVER_STOP)
-        if self._tasks:
-            _, late = await asyncio.wait(list(self._tasks), timeout=grace_s)
+        for task, call in list(self._connections.items()):
+            if call is None:
+                task.cancel()
+            else:
+                call._close(EndReason.SERVER_STOP)
+        if self._connections:
+            _, late = await asyncio.wait(list(self._connections), timeout=grace_s)
             for task in late:
                 task.cancel()
             if late:
@@ -261,27 +306,30 @@ class AudioSocketServer:
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
+        if task is None:  # pragma: no cover - asyncio runs this callback in a task
+            writer.close()
+            return
+        self._connections[task] = None
         try:
-            await self._serve(reader, writer)
+            await self._serve(task, reader, writer)
         except asyncio.CancelledError:
             # asyncio's stream server logs a cancelled connection task as an
             # error; a connection cut short by stop() is expected.
             if not self._stopping:
                 raise
-        except Exception:
-            log.exception("AudioSocket connection failed")
+        except Exception as exc:
+            log.error("AudioSocket connection failed: %s", _describe(exc))
         finally:
-            self._tasks.discard(task)
+            del self._connections[task]
             writer.close()
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _serve(
+        self, task: asyncio.Task[None], reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         decoder = Decoder()
         try:
-            first, rest = await asyncio.wait_for(
-                self._read_uuid(reader, decoder), self._uuid_timeout_s
-            )
+            async with asyncio.timeout(self._uuid_timeout_s):
+                call_uuid, rest = await _read_uuid(reader, decoder)
         except TimeoutError:
             self.rejected_connections += 1
             log.info(
@@ -293,13 +341,14 @@ class AudioSocketServer:
             log.info("AudioSocket connection closed before a call id: %s", exc)
             return
         call = AudioSocketCall(
-            first,
+            call_uuid,
             writer,
             clock=self._clock,
             inbound_queue_frames=self._queue_frames,
             lead_frames=self._lead,
             outbound_kind=self._outbound_kind,
         )
+        self._connections[task] = call
         self.calls[call.uuid] = call
         log.info("AudioSocket call %s connected", call.uuid)
         try:
@@ -307,29 +356,17 @@ class AudioSocketServer:
                 call._receive(message)
             await self._run(call, reader, decoder)
         finally:
-            self.calls.pop(call.uuid, None)
+            if self.calls.get(call.uuid) is call:
+                del self.calls[call.uuid]
             log.info(
-                "AudioSocket call %s ended: %s (in %d, dropped %d, out %d)",
+                "AudioSocket call %s ended: %s (in %d, dropped %d, out %d, late %d)",
                 call.uuid,
-                call.end_reason.value if call.end_reason else "?",
+                call.end_reason.value if call.end_reason else "cancelled",
                 call.frames_in,
                 call.dropped_frames,
                 call.frames_out,
+                call.pacer.late_frames,
             )
-
-    @staticmethod
-    async def _read_uuid(
-        reader: asyncio.StreamReader, decoder: Decoder
-    ) -> tuple[uuid.UUID, list[Message]]:
-        while True:
-            data = await reader.read(READ_SIZE)
-            if not data:
-                raise ConnectionError("closed by the peer")
-            messages = decoder.feed(data)
-            if messages:
-                if messages[0].kind is not Kind.UUID:
-                    raise AudioSocketProtocolError("the first message must be the call id")
-                return uuid.UUID(bytes=messages[0].payload), messages[1:]
 
     async def _run(
         self, call: AudioSocketCall, reader: asyncio.StreamReader, decoder: Decoder
@@ -355,19 +392,52 @@ class AudioSocketServer:
         async def handle() -> None:
             try:
                 await self._handler(call)
-            except Exception:
-                log.exception("AudioSocket call %s: the call handler failed", call.uuid)
+            except Exception as exc:
+                log.error("AudioSocket call %s: the handler failed: %s", call.uuid, _describe(exc))
                 call._close(EndReason.HANDLER_ERROR)
-            else:
-                # The handler is done with the call: end it rather than idle on.
-                await call.hangup()
+                return
+            # The handler is done with the call: let its last words out, then end it.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(call.queued_ms / 1000 + WRITE_TIMEOUT_S):
+                    await call.finish_playout()
+            await call.hangup()
 
         async def pace() -> None:
             with contextlib.suppress(_ConnectionClosed):
                 await call.pacer.run()
 
         async with asyncio.TaskGroup() as tg:
-            tasks = [tg.create_task(read()), tg.create_task(pace()), tg.create_task(handle())]
+            reading = tg.create_task(read())
+            pacing = tg.create_task(pace())
+            tg.create_task(handle())
             await call.wait_closed()
-            for task in tasks[:2]:
-                task.cancel()
+            # The handler sees the call closed and returns in its own time.
+            reading.cancel()
+            pacing.cancel()
+
+
+async def _read_uuid(
+    reader: asyncio.StreamReader, decoder: Decoder
+) -> tuple[uuid.UUID, list[Message]]:
+    while True:
+        data = await reader.read(READ_SIZE)
+        if not data:
+            raise ConnectionError("closed by the peer")
+        messages = decoder.feed(data)
+        if messages:
+            if messages[0].kind is not Kind.UUID:
+                raise AudioSocketProtocolError("the first message must be the call id")
+            return uuid.UUID(bytes=messages[0].payload), messages[1:]
+
+
+def _describe(exc: BaseException) -> str:
+    """The exception's type and where it was raised, without its message.
+
+    Messages can quote what the caller said; the type and place are enough to
+    find the bug and hold no customer data.
+    """
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames:
+        return type(exc).__name__
+    last = frames[-1]
+    return f"{type(exc).__name__} at {last.filename}:{last.lineno} in {last.name}"

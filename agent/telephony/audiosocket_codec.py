@@ -1,6 +1,8 @@
 """The AudioSocket wire format: kind (1 byte), length (2 bytes, big endian), payload.
 
-Pure functions and an incremental decoder; no I/O.
+Pure functions and an incremental decoder; no I/O. Asterisk first sends the call's
+UUID (16 raw bytes), then audio, DTMF (one ASCII byte each), and an error or
+hang-up message at the end; when the caller hangs up it just closes the socket.
 """
 
 from __future__ import annotations
@@ -9,7 +11,10 @@ import uuid
 from dataclasses import dataclass
 from enum import IntEnum
 
+# The largest real frame is 20 ms at 192 kHz (7,680 bytes); anything far beyond
+# that is a peer that does not speak AudioSocket.
 MAX_PAYLOAD = 16 * 1024
+UUID_BYTES = 16
 
 
 class Kind(IntEnum):
@@ -60,7 +65,16 @@ class Message:
         return self.kind in AUDIO_KINDS
 
 
+def sample_rate(kind: Kind) -> int:
+    """Sample rate of an audio kind, in Hz."""
+    try:
+        return SAMPLE_RATES[kind]
+    except KeyError:
+        raise ValueError(f"{kind!r} is not an audio kind") from None
+
+
 def kind_for_rate(sample_rate: int) -> Kind:
+    """The signed-linear kind for a sample rate."""
     for kind, rate in SAMPLE_RATES.items():
         if rate == sample_rate:
             return kind
@@ -68,37 +82,47 @@ def kind_for_rate(sample_rate: int) -> Kind:
 
 
 def encode(kind: Kind, payload: bytes = b"") -> bytes:
+    """One message on the wire."""
     if len(payload) > 0xFFFF:
         raise ValueError("an AudioSocket payload holds at most 65535 bytes")
     return bytes((kind,)) + len(payload).to_bytes(2, "big") + payload
 
 
 def encode_audio(pcm: bytes, kind: Kind = Kind.SLIN_8K) -> bytes:
+    """An audio message; ``pcm`` is signed-linear 16-bit at the kind's rate."""
     if kind not in AUDIO_KINDS:
         raise ValueError(f"{kind!r} is not an audio kind")
     return encode(kind, pcm)
 
 
 def encode_uuid(call: uuid.UUID) -> bytes:
+    """The first message of a connection: the call's UUID."""
     return encode(Kind.UUID, call.bytes)
 
 
 def encode_dtmf(digit: str) -> bytes:
+    """One DTMF digit."""
     if len(digit) != 1 or digit not in "0123456789*#ABCD":
         raise ValueError("a DTMF message carries one digit: 0-9, *, #, A-D")
     return encode(Kind.DTMF, digit.encode("ascii"))
 
 
 def encode_hangup() -> bytes:
+    """Asks the other side to end the call."""
     return encode(Kind.HANGUP)
 
 
 def encode_error(code: int = 0) -> bytes:
+    """An error message carrying one code byte."""
     return encode(Kind.ERROR, bytes((code,)))
 
 
 class Decoder:
-    """Turns a byte stream into messages, whatever the read boundaries."""
+    """Turns a byte stream into messages, whatever the read boundaries.
+
+    After it has raised :class:`AudioSocketProtocolError` the stream cannot be
+    resynchronised: the connection should be closed.
+    """
 
     def __init__(self, max_payload: int = MAX_PAYLOAD) -> None:
         self._buffer = bytearray()
@@ -111,13 +135,15 @@ class Decoder:
         out: list[Message] = []
         buf = self._buffer
         pos = 0
-        while len(buf) - pos >= 3:
+        while len(buf) > pos:
             raw_kind = buf[pos]
-            length = int.from_bytes(buf[pos + 1 : pos + 3], "big")
             try:
                 kind = Kind(raw_kind)
             except ValueError:
                 raise AudioSocketProtocolError(f"unknown message kind 0x{raw_kind:02x}") from None
+            if len(buf) - pos < 3:
+                break
+            length = int.from_bytes(buf[pos + 1 : pos + 3], "big")
             if length > self._max:
                 raise AudioSocketProtocolError(f"message of {length} bytes exceeds {self._max}")
             if len(buf) - pos - 3 < length:
@@ -129,7 +155,7 @@ class Decoder:
         return out
 
     def _check(self, kind: Kind, payload: bytes) -> Message:
-        if kind is Kind.UUID and len(payload) != 16:
+        if kind is Kind.UUID and len(payload) != UUID_BYTES:
             raise AudioSocketProtocolError(f"a UUID message holds 16 bytes, not {len(payload)}")
         if kind is Kind.DTMF and len(payload) != 1:
             raise AudioSocketProtocolError("a DTMF message holds one byte")
