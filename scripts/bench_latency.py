@@ -25,16 +25,14 @@ from pathlib import Path
 from typing import Any
 
 from agent.app import Telephony
-from agent.config import Settings
+from agent.conversation.calls import Conversations
 from agent.conversation.events import BargeIn, TurnTimings
-from agent.conversation.session import CallSession, PlaceholderPolicy
+from agent.conversation.session import PlaceholderPolicy
 from agent.simulator.customer import CustomerSimulator, SimulatedCall, _loud
 from agent.simulator.lab import Lab, lab_settings
 from agent.simulator.scenario import AwaitReply, Hangup, Pause, Say, Scenario
 from agent.speech.models import Speech, load_speech
 from agent.speech.weights import prepare_llm
-from agent.telephony.audiosocket import AudioSocketCall
-from agent.telephony.dialer import PlacedCall
 
 POLICY = PlaceholderPolicy()
 LINES = [
@@ -56,32 +54,17 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-class Agent:
-    def __init__(self, speech: Speech, settings: Settings) -> None:
-        self.speech = speech
-        self.settings = settings
-        self.sessions: dict[str, CallSession] = {}
-
-    async def place(self, tel: Telephony, number: str) -> tuple[PlacedCall, CallSession]:
-        session = CallSession(None, self.speech, POLICY, self.settings.speech.turn)  # type: ignore[arg-type]
-        await session.prepare()
-        placed = await tel.dialer.place(number, amd=False, record=False)
-        self.sessions[placed.call_id] = session
-        return placed, session
-
-    async def __call__(self, conn: AudioSocketCall, call: PlacedCall | None) -> None:
-        assert call is not None
-        session = self.sessions[call.call_id]
-        session.media = conn
-        await session.run()
-
-
 def first_loud_after(call: SimulatedCall, after: float) -> float | None:
     return next((f.at for f in call.heard if f.at >= after and _loud(f.pcm)), None)
 
 
 async def run_calls(
-    tel: Telephony, agent: Agent, sim: CustomerSimulator, calls: int, turns: int, lines: list[bytes]
+    tel: Telephony,
+    agent: Conversations,
+    sim: CustomerSimulator,
+    calls: int,
+    turns: int,
+    lines: list[bytes],
 ) -> dict[str, Any]:
     per_call = max(1, turns // calls)
     placed_all = []
@@ -92,7 +75,7 @@ async def run_calls(
             steps += [Say(pcm=lines[(c + t) % len(lines)], label=f"turn{t}"), AwaitReply()]
         steps += [Pause(0.5), Hangup()]
         sim.book.add(number, Scenario(steps=tuple(steps), max_call_s=600))
-        placed_all.append((number, *await agent.place(tel, number)))
+        placed_all.append((number, *await agent.place(tel, number, amd=False, record=False)))
     v2v: list[float] = []
     missed = 0
     greeting: list[float] = []
@@ -132,7 +115,7 @@ async def run_calls(
 
 
 async def barge_in(
-    tel: Telephony, agent: Agent, sim: CustomerSimulator, speech: Speech
+    tel: Telephony, agent: Conversations, sim: CustomerSimulator, speech: Speech
 ) -> dict[str, Any]:
     interruption = await speech.render("Sorry, wait, wait. I have a question.")
     decisions: list[float] = []
@@ -142,7 +125,7 @@ async def barge_in(
         sim.book.add(
             number, Scenario(steps=(Pause(2.0), Say(pcm=interruption), Pause(3.0), Hangup()))
         )
-        placed, session = await agent.place(tel, number)
+        placed, session = await agent.place(tel, number, amd=False, record=False)
         await placed.wait_done(60)
         call = await sim.wait_call(number)
         events = [e for e in session.events if isinstance(e, BargeIn)]
@@ -168,7 +151,7 @@ async def main_async(calls: list[int], turns: int, state: Path) -> dict[str, Any
         prepare_llm(settings.speech.models_dir)
         speech = await load_speech(settings.speech, POLICY.system_prompt())
         lines = [await speech.render(text) for text in LINES]
-        agent = Agent(speech, settings)
+        agent = Conversations(speech, POLICY, settings.speech.turn)
         out: dict[str, Any] = {"runs": {}}
         async with CustomerSimulator(settings.simulator) as sim, Telephony(settings, agent) as tel:
             for n in calls:

@@ -11,15 +11,14 @@ import pytest
 from agent.app import Telephony
 from agent.audio.resample import resample
 from agent.config import Settings
+from agent.conversation.calls import Conversations
 from agent.conversation.events import BargeIn, Said, TurnTimings
-from agent.conversation.session import CallSession, PlaceholderPolicy
+from agent.conversation.session import PlaceholderPolicy
 from agent.simulator import analysis
 from agent.simulator.customer import CustomerSimulator, SimulatedCall
 from agent.simulator.scenario import Hangup, Pause, Say, Scenario
 from agent.speech.models import Speech, load_speech
 from agent.speech.weights import prepare_llm
-from agent.telephony.audiosocket import AudioSocketCall
-from agent.telephony.dialer import PlacedCall
 
 pytestmark = pytest.mark.asterisk
 POLICY = PlaceholderPolicy()
@@ -32,30 +31,11 @@ def speech(settings: Settings) -> Speech:
     return asyncio.run(load_speech(settings.speech, POLICY.system_prompt()))
 
 
-class Agent:
-    def __init__(self, speech: Speech, settings: Settings) -> None:
-        self.speech = speech
-        self.settings = settings
-        self.sessions: dict[str, CallSession] = {}
-
-    async def prepared(self, tel: Telephony, number: str) -> tuple[PlacedCall, CallSession]:
-        """A session whose greeting is ready before the call is even dialled."""
-        session = CallSession(None, self.speech, POLICY, self.settings.speech.turn)  # type: ignore[arg-type]
-        await session.prepare()
-        placed = await tel.dialer.place(number, amd=False)
-        self.sessions[placed.call_id] = session
-        return placed, session
-
-    async def __call__(self, conn: AudioSocketCall, call: PlacedCall | None) -> None:
-        assert call is not None
-        session = self.sessions[call.call_id]
-        session.media = conn
-        await session.run()
-
-
 @pytest.fixture
-async def agent(speech: Speech, settings: Settings) -> AsyncIterator[tuple[Telephony, Agent]]:
-    handler = Agent(speech, settings)
+async def agent(
+    speech: Speech, settings: Settings
+) -> AsyncIterator[tuple[Telephony, Conversations]]:
+    handler = Conversations(speech, POLICY, settings.speech.turn)
     async with Telephony(settings, handler) as tel:
         yield tel, handler
 
@@ -70,7 +50,7 @@ async def heard_text(speech: Speech, call: SimulatedCall, after: float) -> str:
 
 
 async def test_the_agent_understands_and_answers(
-    agent: tuple[Telephony, Agent], simulator: CustomerSimulator, speech: Speech
+    agent: tuple[Telephony, Conversations], simulator: CustomerSimulator, speech: Speech
 ) -> None:
     tel, handler = agent
     line = "Hi, I left some running shoes in my cart. Can you send me the link?"
@@ -86,7 +66,7 @@ async def test_the_agent_understands_and_answers(
             )
         ),
     )
-    placed, session = await handler.prepared(tel, "15550020001")
+    placed, session = await handler.place(tel, "15550020001", amd=False)
     await placed.wait_done(60)
     customer = await simulator.wait_call("15550020001")
 
@@ -109,7 +89,7 @@ async def test_the_agent_understands_and_answers(
 
 
 async def test_barge_in_through_asterisk_stops_the_audio(
-    agent: tuple[Telephony, Agent], simulator: CustomerSimulator, speech: Speech
+    agent: tuple[Telephony, Conversations], simulator: CustomerSimulator, speech: Speech
 ) -> None:
     tel, handler = agent
     interruption = await speech.render("Sorry, wait, wait. I have a question.")
@@ -117,7 +97,7 @@ async def test_barge_in_through_asterisk_stops_the_audio(
         "15550020002",
         Scenario(steps=(Pause(2.0), Say(pcm=interruption), Pause(6.0), Hangup())),
     )
-    placed, session = await handler.prepared(tel, "15550020002")
+    placed, session = await handler.place(tel, "15550020002", amd=False)
     await placed.wait_done(60)
     customer = await simulator.wait_call("15550020002")
     barge = [e for e in session.events if isinstance(e, BargeIn)]
