@@ -34,6 +34,7 @@ def gguf_path(settings: LlamaSettings, models_dir: Path) -> Path:
 class LlamaLlm:
     def __init__(self, settings: LlamaSettings, models_dir: Path) -> None:
         from llama_cpp import Llama
+        from llama_cpp.llama_cache import LlamaRAMCache
 
         self._settings = settings
         self._llm: Any = Llama(
@@ -43,6 +44,8 @@ class LlamaLlm:
             n_gpu_layers=settings.gpu_layers,
             verbose=False,
         )
+        if settings.state_cache_mb:
+            self._llm.set_cache(LlamaRAMCache(capacity_bytes=settings.state_cache_mb << 20))
         self._worker = ModelWorker("llama")
 
     def _tokens(self, messages: Sequence[ChatMessage], stop: StopFlag) -> Iterator[str]:
