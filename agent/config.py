@@ -187,8 +187,9 @@ class LlamaSettings(_Section):
     temperature: float = Field(0.2, ge=0, le=2)
     max_tokens: int = Field(120, ge=8, le=2048)
     # Memory for saved model states, so a call's next turn resumes where it left
-    # off even when other calls used the model in between (0 turns it off).
-    state_cache_mb: int = Field(256, ge=0)
+    # off even when other calls used the model in between (0 turns it off). Off by
+    # default: llama-cpp-python's cache undercounts each state (BENCHMARKS.md).
+    state_cache_mb: int = Field(0, ge=0)
 
 
 class OpenAiLlmSettings(_Section):
