@@ -219,9 +219,9 @@ class TurnSettings(_Section):
     vad_threshold: float = Field(0.5, gt=0, lt=1)
     min_speech_ms: int = Field(200, ge=40)
     # Silence after which the caller has probably finished: transcription starts.
-    likely_over_ms: int = Field(300, ge=60)
+    likely_over_ms: int = Field(150, ge=60)
     # Silence after which the caller has finished: the agent answers.
-    end_silence_ms: int = Field(700, ge=100)
+    end_silence_ms: int = Field(550, ge=100)
     # Speech over the agent shorter than this ("mm-hm") does not interrupt it.
     barge_in_ms: int = Field(400, ge=100)
     reprompt_after_s: float = Field(7.0, gt=0)

@@ -145,8 +145,14 @@ async def barge_in(
     }
 
 
-async def main_async(calls: list[int], turns: int, state: Path) -> dict[str, Any]:
+async def main_async(
+    calls: list[int], turns: int, state: Path, turn_overrides: dict[str, int]
+) -> dict[str, Any]:
     settings = lab_settings(state, tag=f"lat{os.getpid() % 10000}")
+    if turn_overrides:
+        turn = settings.speech.turn.model_copy(update=turn_overrides)
+        speech_settings = settings.speech.model_copy(update={"turn": turn})
+        settings = settings.model_copy(update={"speech": speech_settings})
     with Lab(settings):
         prepare_llm(settings.speech.models_dir)
         speech = await load_speech(settings.speech, POLICY.system_prompt())
@@ -185,10 +191,20 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--calls", default="1,2,4")
     parser.add_argument("--turns", type=int, default=20)
+    parser.add_argument("--likely-over-ms", type=int, help="override speech.turn.likely_over_ms")
+    parser.add_argument("--end-silence-ms", type=int, help="override speech.turn.end_silence_ms")
     args = parser.parse_args()
+    overrides = {
+        k: v
+        for k, v in (
+            ("likely_over_ms", args.likely_over_ms),
+            ("end_silence_ms", args.end_silence_ms),
+        )
+        if v is not None
+    }
     with tempfile.TemporaryDirectory(prefix="cartline-latency-") as tmp:
         figures = asyncio.run(
-            main_async([int(x) for x in args.calls.split(",")], args.turns, Path(tmp))
+            main_async([int(x) for x in args.calls.split(",")], args.turns, Path(tmp), overrides)
         )
     print(f"peak RSS {figures['peak_rss_gib']:.2f} GiB")
     print(json.dumps(figures))
