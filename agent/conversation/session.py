@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Protocol
@@ -108,7 +109,7 @@ class CallSession:
         self._to_16k = Resampler(8000, VAD_RATE)
         self._window = b""
         self._utterance = bytearray()
-        self._pre_roll: list[bytes] = []
+        self._pre_roll: deque[bytes] = deque(maxlen=PRE_ROLL_MS // 32)
         self._reply: Reply | None = None
         self._greeting: bytes | None = None
         self._last_activity = clock()
@@ -174,7 +175,7 @@ class CallSession:
         if in_turn or Segment.SPEECH_STARTED in events:
             self._utterance += window
         else:
-            self._pre_roll = [*self._pre_roll, window][-(PRE_ROLL_MS // 32) :]
+            self._pre_roll.append(window)
         for event in events:
             self._on_segment(event)
         if self._segmenter.in_turn and should_interrupt(
@@ -187,7 +188,7 @@ class CallSession:
         self._last_activity = now
         if event is Segment.SPEECH_STARTED:
             self._utterance = bytearray(b"".join(self._pre_roll)) + self._utterance
-            self._pre_roll = []
+            self._pre_roll.clear()
         elif event is Segment.TURN_LIKELY_OVER:
             if self.bot_speaking:
                 return  # a backchannel while the agent talks: not a turn

@@ -17,19 +17,23 @@ async def test_run_uses_the_model_thread() -> None:
     worker.close()
 
 
+def counting(produced: list[int]) -> Iterator[int]:
+    """A slow model's output: 1000 numbers, noting each one as it is made."""
+    for i in range(1000):
+        produced.append(i)
+        time.sleep(0.001)
+        yield i
+
+
 async def test_stream_yields_in_order_and_stops_between_items() -> None:
     worker = ModelWorker("unit")
     produced: list[int] = []
 
-    def numbers() -> Iterator[int]:
-        for i in range(1000):
-            produced.append(i)
-            time.sleep(0.001)
-            yield i
-
     stop = StopFlag()
     got = []
-    async with contextlib.aclosing(worker.stream(numbers, stop, maxsize=4)) as items:
+    async with contextlib.aclosing(
+        worker.stream(lambda: counting(produced), stop, maxsize=4)
+    ) as items:
         async for n in items:
             got.append(n)
             if n == 9:
@@ -60,14 +64,8 @@ async def test_a_shared_stop_flag_stops_the_thread() -> None:
     stop = StopFlag()
     produced: list[int] = []
 
-    def numbers() -> Iterator[int]:
-        for i in range(1000):
-            produced.append(i)
-            time.sleep(0.001)
-            yield i
-
     got = []
-    async for n in worker.stream(numbers, stop, maxsize=4):
+    async for n in worker.stream(lambda: counting(produced), stop, maxsize=4):
         got.append(n)
         if n == 4:
             stop.set()
