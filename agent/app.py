@@ -2,14 +2,32 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import datetime as dt
 import logging
+import uuid
+from pathlib import PurePosixPath
 from typing import Protocol
 
+from aiohttp import web
+
+from agent.campaigns.intake import Intake
+from agent.campaigns.jobs import CallRequest, CallResult
+from agent.campaigns.scheduler import Scheduler
 from agent.config import Settings
+from agent.conversation.calls import Conversations
+from agent.conversation.session import Policy
+from agent.speech.models import Speech
+from agent.store.db import Database
+from agent.store.tables import AttemptStatus
 from agent.telephony.agi import AgiServer, InboundRouter, StaticInboundRouter
 from agent.telephony.ami import Ami, AmiError
 from agent.telephony.audiosocket import AudioSocketCall, AudioSocketServer
 from agent.telephony.dialer import Dialer, PlacedCall
+from agent.telephony.dialplan import pbx_instance
+from agent.telephony.outcomes import Amd, CallOutcome, CallStatus
+from agent.web.app import make_web_app
 
 log = logging.getLogger(__name__)
 
@@ -100,3 +118,109 @@ class Telephony:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
+
+
+_ATTEMPT_STATUS = {
+    CallStatus.BUSY: AttemptStatus.BUSY,
+    CallStatus.NO_ANSWER: AttemptStatus.NO_ANSWER,
+}
+
+
+def attempt_status(outcome: CallOutcome) -> AttemptStatus:
+    """How the job queue sees a call's telephony outcome."""
+    if outcome.answered:
+        return AttemptStatus.VOICEMAIL if outcome.amd == Amd.MACHINE else AttemptStatus.ANSWERED
+    return _ATTEMPT_STATUS.get(outcome.status, AttemptStatus.FAILED)
+
+
+class CampaignCalls:
+    """Places the scheduler's calls: the conversation is prepared, then the number dialled."""
+
+    def __init__(self, telephony: Telephony, conversations: Conversations) -> None:
+        self.telephony = telephony
+        self.conversations = conversations
+
+    async def place_call(self, request: CallRequest) -> CallResult:
+        placed, session = await self.conversations.place(
+            self.telephony,
+            request.phone_e164,
+            call_id=f"cl-a{request.attempt_id}-{uuid.uuid4().hex[:12]}",
+        )
+        s = self.telephony.settings
+        try:
+            outcome = await placed.wait_done(s.trunk.ring_timeout_s + s.calls.max_call_s + 30)
+        finally:
+            self.conversations.sessions.pop(placed.call_id, None)
+        ended = dt.datetime.now(dt.UTC)
+        answered_at = None
+        if outcome.answered and outcome.answered_at and outcome.ended_at:
+            answered_at = ended - dt.timedelta(seconds=outcome.ended_at - outcome.answered_at)
+        turns = [
+            {"speaker": "customer" if m.role == "user" else "agent", "text": m.content}
+            for m in session.history
+            if m.role != "system"
+        ]
+        recording = pbx_instance(s).host(PurePosixPath(s.recordings.dir) / f"{placed.call_id}.wav")
+        size = recording.stat().st_size if outcome.answered and recording.is_file() else 0
+        return CallResult(
+            status=attempt_status(outcome),
+            call_id=placed.call_id,
+            answered_at=answered_at,
+            ended_at=ended,
+            hangup_cause=outcome.hangup_cause,
+            amd=outcome.amd.value if outcome.amd else None,
+            turns=turns if outcome.answered else [],
+            recording=str(recording) if size else None,
+            recording_bytes=size,
+        )
+
+
+class Server:
+    """``cartline serve``: telephony, the conversations, intake, the scheduler and the web server.
+
+    Started in that order and stopped in reverse; on stop, live calls may finish
+    for ``drain_s`` seconds, and any call still open is recorded as interrupted so
+    its job is retried later rather than lost.
+    """
+
+    def __init__(self, settings: Settings, speech: Speech, policy: Policy) -> None:
+        self.settings = settings
+        self.db = Database(settings.database_url, echo=settings.store.echo_sql)
+        self.conversations = Conversations(speech, policy, settings.speech.turn)
+        self.telephony = Telephony(settings, self.conversations)
+        self.intake = Intake(self.db, settings)
+        self.scheduler = Scheduler(
+            self.db,
+            settings.scheduler,
+            settings.campaigns,
+            CampaignCalls(self.telephony, self.conversations),
+            max_channels=settings.trunk.max_channels,
+        )
+        self.web = make_web_app(self, max_body_kb=settings.web.max_body_kb)
+        self._runner: web.AppRunner | None = None
+        self._scheduler_task: asyncio.Task[None] | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self.telephony.ami.connected and self._scheduler_task is not None
+
+    async def start(self) -> None:
+        await asyncio.to_thread(self.db.migrate)
+        await self.telephony.start()
+        self._runner = web.AppRunner(self.web, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.settings.web.host, self.settings.web.port)
+        await site.start()
+        self._scheduler_task = asyncio.create_task(self.scheduler.run(), name="scheduler")
+        log.info("serving on http://%s:%d", self.settings.web.host, self.settings.web.port)
+
+    async def stop(self, drain_s: float = 0) -> None:
+        await self.scheduler.stop(drain_s=drain_s)
+        if self._scheduler_task is not None:
+            self._scheduler_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._scheduler_task
+        if self._runner is not None:
+            await self._runner.cleanup()
+        await self.telephony.stop()
+        await asyncio.to_thread(self.db.close)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -81,6 +83,33 @@ def cmd_asterisk(args: argparse.Namespace) -> int:
     return code
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config)
+    return asyncio.run(_serve(settings, args.drain_s))
+
+
+async def _serve(settings: Settings, drain_s: float) -> int:
+    from agent.app import Server
+    from agent.conversation.session import PlaceholderPolicy
+    from agent.speech.models import load_speech
+
+    policy = PlaceholderPolicy()
+    print("loading the speech models ...", flush=True)
+    speech = await load_speech(settings.speech, policy.system_prompt())
+    server = Server(settings, speech, policy)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await server.start()
+    w = settings.web
+    print(f"cartline: serving (web on http://{w.host}:{w.port}); Ctrl-C stops", flush=True)
+    await stop.wait()
+    print(f"cartline: stopping; live calls have {drain_s:g} s to finish", flush=True)
+    await server.stop(drain_s=drain_s)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cartline", description="Self-hosted AI voice agent for merchants, on Asterisk."
@@ -107,9 +136,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ast.set_defaults(func=cmd_asterisk)
 
+    srv = sub.add_parser(
+        "serve", help="run Cartline: calls, intake, the scheduler and the web server"
+    )
+    srv.add_argument(
+        "--drain-s", type=float, default=60, help="seconds live calls may finish on shutdown"
+    )
+    srv.set_defaults(func=cmd_serve)
+
+    from agent.campaigns.cli import add_commands as add_campaign_commands
     from agent.simulator.cli import add_commands as add_call_commands
     from agent.speech.cli import add_commands as add_model_commands
 
+    add_campaign_commands(sub)
     add_call_commands(sub)
     add_model_commands(sub)
     return parser

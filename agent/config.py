@@ -24,6 +24,15 @@ from pydantic import (
     model_validator,
 )
 
+from agent.campaigns.settings import (
+    CampaignSettings,
+    IntakeSettings,
+    SchedulerSettings,
+    StoreSettings,
+    WebSettings,
+    check_campaign_names,
+    default_campaigns,
+)
 from agent.errors import ConfigError, ConfigProblem
 
 Port = Annotated[int, Field(ge=1, le=65535)]
@@ -258,8 +267,27 @@ class Settings(_Section):
     calls: CallSettings = CallSettings()
     simulator: SimulatorSettings = SimulatorSettings()
     speech: SpeechSettings = SpeechSettings()
-    # Where Cartline keeps its own state (PID files, rendered configuration).
+    store: StoreSettings = StoreSettings()
+    web: WebSettings = WebSettings()
+    intake: IntakeSettings = IntakeSettings()
+    scheduler: SchedulerSettings = SchedulerSettings()
+    campaigns: tuple[CampaignSettings, ...] = Field(default_factory=default_campaigns)
+    # Where Cartline keeps its own state (PID files, rendered configuration, the SQLite file).
     state_dir: Path = Path("var")
+
+    _campaign_names = field_validator("campaigns")(check_campaign_names)
+
+    @property
+    def database_url(self) -> str:
+        """The configured database, or the SQLite file in ``state_dir``."""
+        url = self.store.url.get_secret_value()
+        return url or f"sqlite:///{(self.state_dir / 'cartline.db').resolve()}"
+
+    def campaign(self, name: str) -> CampaignSettings:
+        for c in self.campaigns:
+            if c.name == name:
+                return c
+        raise KeyError(name)
 
     @model_validator(mode="after")
     def _distinct_ports(self) -> Settings:
@@ -272,6 +300,7 @@ class Settings(_Section):
             (self.simulator.ami_port, "simulator.ami_port"),
             (self.simulator.audiosocket_port, "simulator.audiosocket_port"),
             (self.simulator.fastagi_port, "simulator.fastagi_port"),
+            (self.web.port, "web.port"),
         ]
         for port, name in pairs:
             if port in used:
@@ -369,3 +398,24 @@ def load_settings(path: Path | None = None) -> Settings:
             str(path), [ConfigProblem("", f"YAML syntax error at {where}: {problem}")]
         ) from None
     return parse_settings(data, str(path))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, bool | int | float | str) or value is None:
+        return value
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return str(value)
+
+
+def dump_settings(settings: Settings) -> dict[str, Any]:
+    """The settings as config.yaml would hold them, secrets included (write it with care)."""
+    return dict(_plain(settings.model_dump(mode="python")))

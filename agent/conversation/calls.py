@@ -39,11 +39,12 @@ class Conversations:
         *,
         amd: bool | None = None,
         record: bool | None = None,
+        call_id: str | None = None,
     ) -> tuple[PlacedCall, CallSession]:
         """Prepares a session, then dials ``number``."""
         session = self._session()
         await session.prepare()
-        placed = await telephony.dialer.place(number, amd=amd, record=record)
+        placed = await telephony.dialer.place(number, amd=amd, record=record, call_id=call_id)
         self.sessions[placed.call_id] = session
         return placed, session
 

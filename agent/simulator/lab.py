@@ -12,6 +12,7 @@ import shutil
 import socket
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from agent.config import Settings, parse_settings
 from agent.errors import AsteriskError
@@ -39,40 +40,44 @@ def free_ports(count: int) -> list[int]:
 
 def lab_settings(state_dir: Path, tag: str | None = None) -> Settings:
     """Settings for a private lab: fresh ports, its own instance names and state."""
-    p = free_ports(8)
+    return parse_settings(lab_config(state_dir, tag))
+
+
+def lab_config(state_dir: Path, tag: str | None = None) -> dict[str, Any]:
+    """The configuration (as config.yaml would hold it) of a private lab."""
+    p = free_ports(9)
     tag = tag or f"lab{os.getpid() % 100000}"
     # RTP ranges are not probed; spread them by PID so parallel labs rarely meet.
     rtp = 20000 + (os.getpid() % 20) * 2 * RTP_PORTS_PER_INSTANCE
-    return parse_settings(
-        {
-            "asterisk": {
-                "root": os.environ.get("CARTLINE_ASTERISK_ROOT", "/opt/cartline/asterisk-root"),
-                "instance": tag,
-                "start_timeout_s": 20,
-            },
-            "ami": {"port": p[0], "secret": "lab-secret", "reconnect_s": 1},
-            "audiosocket": {"port": p[1], "uuid_timeout_s": 2},
-            "fastagi": {"port": p[2]},
-            "trunk": {
-                "port": p[3],
-                "sip_port": p[4],
-                "rtp_port_start": rtp,
-                "rtp_port_end": rtp + RTP_PORTS_PER_INSTANCE - 1,
-                "ring_timeout_s": 4,
-                "max_channels": 100,
-            },
-            "simulator": {
-                "instance": f"{tag}-sim",
-                "sip_port": p[3],
-                "ami_port": p[5],
-                "audiosocket_port": p[6],
-                "fastagi_port": p[7],
-                "rtp_port_start": rtp + RTP_PORTS_PER_INSTANCE,
-                "rtp_port_end": rtp + 2 * RTP_PORTS_PER_INSTANCE - 1,
-            },
-            "state_dir": str(state_dir),
-        }
-    )
+    return {
+        "asterisk": {
+            "root": os.environ.get("CARTLINE_ASTERISK_ROOT", "/opt/cartline/asterisk-root"),
+            "instance": tag,
+            "start_timeout_s": 20,
+        },
+        "ami": {"port": p[0], "secret": "lab-secret", "reconnect_s": 1},
+        "audiosocket": {"port": p[1], "uuid_timeout_s": 2},
+        "fastagi": {"port": p[2]},
+        "trunk": {
+            "port": p[3],
+            "sip_port": p[4],
+            "rtp_port_start": rtp,
+            "rtp_port_end": rtp + RTP_PORTS_PER_INSTANCE - 1,
+            "ring_timeout_s": 4,
+            "max_channels": 100,
+        },
+        "simulator": {
+            "instance": f"{tag}-sim",
+            "sip_port": p[3],
+            "ami_port": p[5],
+            "audiosocket_port": p[6],
+            "fastagi_port": p[7],
+            "rtp_port_start": rtp + RTP_PORTS_PER_INSTANCE,
+            "rtp_port_end": rtp + 2 * RTP_PORTS_PER_INSTANCE - 1,
+        },
+        "web": {"port": p[8]},
+        "state_dir": str(state_dir),
+    }
 
 
 def pbx_login(settings: Settings) -> asterisk.AmiLogin:

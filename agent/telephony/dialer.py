@@ -101,11 +101,18 @@ class Dialer:
         amd: bool | None = None,
         record: bool | None = None,
         variables: Mapping[str, str] | None = None,
+        call_id: str | None = None,
     ) -> PlacedCall:
-        """Dials ``number`` and returns at once; the call's life is followed in the background."""
+        """Dials ``number`` and returns at once; the call's life is followed in the background.
+
+        ``call_id`` (default: a fresh one) becomes the channel's Uniqueid, so a call
+        recorded before dialling can be found in Asterisk by it.
+        """
         if not _DIALABLE.match(number):
             raise InvalidNumber("the number to call must be 3 to 20 digits, optionally after a +")
-        call_id = f"cl-{uuid.uuid4().hex}"
+        if call_id is not None and not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", call_id):
+            raise ValueError("call_id must be 1 to 64 letters, digits, '_', '.' or '-'")
+        call_id = call_id or f"cl-{uuid.uuid4().hex}"
         placed = PlacedCall(call_id, uuid.uuid4(), CallOutcomeTracker(call_id))
         self.active[call_id] = placed
         self._by_media[placed.media_uuid] = placed

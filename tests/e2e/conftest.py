@@ -8,14 +8,18 @@ run. They start once per test session and are stopped by PID at the end.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
 from agent.config import Settings
+from agent.conversation.session import PlaceholderPolicy
 from agent.simulator.customer import CustomerSimulator
 from agent.simulator.lab import Lab, lab_settings
+from agent.speech.models import Speech, load_speech
+from agent.speech.weights import prepare_llm
 from agent.telephony.dialplan import Instance, pbx_instance, simulator_instance
 
 pytestmark = pytest.mark.asterisk
@@ -56,3 +60,11 @@ async def simulator(
         yield sim
     finally:
         await sim.stop()
+
+
+@pytest.fixture(scope="session")
+def speech(settings: Settings) -> Speech:
+    """The real default models, loaded once for every end-to-end test that talks."""
+    # The models hold no event-loop state, so one load serves every test's loop.
+    prepare_llm(settings.speech.models_dir)
+    return asyncio.run(load_speech(settings.speech, PlaceholderPolicy().system_prompt()))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import AsyncIterator
 
@@ -17,18 +16,10 @@ from agent.conversation.session import PlaceholderPolicy
 from agent.simulator import analysis
 from agent.simulator.customer import CustomerSimulator, SimulatedCall
 from agent.simulator.scenario import Hangup, Pause, Say, Scenario
-from agent.speech.models import Speech, load_speech
-from agent.speech.weights import prepare_llm
+from agent.speech.models import Speech
 
 pytestmark = pytest.mark.asterisk
 POLICY = PlaceholderPolicy()
-
-
-@pytest.fixture(scope="module")
-def speech(settings: Settings) -> Speech:
-    # The models hold no event-loop state: load them once for the module.
-    prepare_llm(settings.speech.models_dir)
-    return asyncio.run(load_speech(settings.speech, POLICY.system_prompt()))
 
 
 @pytest.fixture

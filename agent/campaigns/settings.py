@@ -1,0 +1,155 @@
+"""Configuration of the campaign engine: the database, intake, the scheduler and each campaign."""
+
+from __future__ import annotations
+
+import datetime as dt
+import socket
+from decimal import Decimal
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+WEEKDAYS: tuple[Weekday, ...] = (
+    "monday",
+    "tuesday",
+    "wednesday",
+    "thursday",
+    "friday",
+    "saturday",
+    "sunday",
+)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StoreSettings(_Section):
+    """Where Cartline keeps its data."""
+
+    # Empty: a SQLite file in state_dir. PostgreSQL: postgresql+psycopg://user:pw@host/db
+    url: SecretStr = SecretStr("")
+    echo_sql: bool = False
+
+
+class WebSettings(_Section):
+    """The HTTP server: webhooks, the API (and later the dashboard)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+    max_body_kb: int = Field(1024, ge=1)
+
+
+class IntakeSettings(_Section):
+    """Where checkouts come from; a source without a secret is switched off."""
+
+    # Numbers written without a country code are read in this region (ISO 3166 code).
+    default_region: str = Field("US", pattern=r"^[A-Z]{2}$")
+    shopify_secret: SecretStr | None = None
+    woocommerce_secret: SecretStr | None = None
+    generic_secret: SecretStr | None = None
+    # Seconds a signed generic webhook stays valid (replays after that are refused).
+    generic_tolerance_s: int = Field(300, ge=10, le=3600)
+    # Bearer token for POST /api/v1/events (checkouts and orders in the generic schema).
+    api_token: SecretStr | None = None
+
+    @field_validator(
+        "shopify_secret", "woocommerce_secret", "generic_secret", "api_token", mode="before"
+    )
+    @classmethod
+    def _empty_is_off(cls, value: object) -> object:
+        # ${VAR:-} in config.yaml gives "" when the variable is unset: that source stays off.
+        if value == "" or (isinstance(value, SecretStr) and not value.get_secret_value()):
+            return None
+        return value
+
+
+class RetrySettings(_Section):
+    """Minutes to wait before calling again after each kind of unanswered call."""
+
+    busy_min: float = Field(30, ge=0)
+    no_answer_min: float = Field(120, ge=0)
+    voicemail_min: float = Field(240, ge=0)
+    failed_min: float = Field(60, ge=0)
+    # The server stopped mid-call: the call may have happened, so wait as after a real one.
+    interrupted_min: float = Field(240, ge=0)
+
+
+class CampaignSettings(_Section):
+    """One campaign: what triggers it, when it may call, how often, and what counts as success."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9-]{0,62}$")
+    kind: Literal["abandoned_checkout", "churn_risk", "lead_follow_up"] = "abandoned_checkout"
+    enabled: bool = True
+    # Minutes after the checkout was abandoned before the first call.
+    delay_min: float = Field(30, ge=0)
+    # Checkouts below this total (in their own currency) are not called.
+    min_total: Decimal = Field(Decimal(0), ge=0)
+    max_attempts: int = Field(3, ge=1, le=20)
+    # Least time between two calls of the same checkout, whatever the outcome.
+    min_spacing_min: float = Field(60, ge=0)
+    retry: RetrySettings = RetrySettings()
+    # The campaign's calling window in the recipient's local time; stricter state rules win.
+    window_start: dt.time = dt.time(8, 0)
+    window_end: dt.time = dt.time(21, 0)
+    quiet_weekdays: tuple[Weekday, ...] = ()
+    quiet_dates: tuple[dt.date, ...] = ()
+    max_calls_per_24h: int | None = Field(None, ge=1)
+    # Consent older than this no longer counts (None: no limit).
+    consent_max_age_days: int | None = Field(None, ge=1)
+    # An order within this many days of an answered call is revenue recovered by it.
+    attribution_days: int = Field(7, ge=1, le=90)
+    # This many failed calls in a row pause the campaign (the trunk is probably down).
+    breaker_failures: int = Field(5, ge=1)
+
+    @model_validator(mode="after")
+    def _window(self) -> CampaignSettings:
+        if self.window_end <= self.window_start:
+            raise ValueError("window_end must be after window_start")
+        return self
+
+    @property
+    def quiet_weekday_numbers(self) -> frozenset[int]:
+        return frozenset(WEEKDAYS.index(d) for d in self.quiet_weekdays)
+
+
+def _default_server_id() -> str:
+    return socket.gethostname()[:60] or "cartline"
+
+
+class SchedulerSettings(_Section):
+    """How the scheduler claims and starts call jobs."""
+
+    # Seconds between looks at the job queue.
+    poll_s: float = Field(2.0, gt=0, le=300)
+    # Voice sessions this server runs at once: a call starts only when one is free.
+    voice_slots: int = Field(2, ge=1, le=500)
+    # Names this server in the job queue; must differ between servers sharing a database.
+    server_id: str = Field(default_factory=_default_server_id, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    # How long a call may take from dialling to hang-up before its slot is taken back.
+    call_timeout_s: float = Field(900, gt=0)
+
+
+def default_campaigns() -> tuple[CampaignSettings, ...]:
+    return (CampaignSettings(name="checkout-recovery"),)
+
+
+def check_campaign_names(campaigns: tuple[CampaignSettings, ...]) -> tuple[CampaignSettings, ...]:
+    names = [c.name for c in campaigns]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ValueError(f"campaign names must be unique; repeated: {', '.join(dupes)}")
+    return campaigns
+
+
+__all__ = [
+    "CampaignSettings",
+    "IntakeSettings",
+    "RetrySettings",
+    "SchedulerSettings",
+    "StoreSettings",
+    "WebSettings",
+    "check_campaign_names",
+    "default_campaigns",
+]

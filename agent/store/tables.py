@@ -1,0 +1,242 @@
+"""The database tables (sqlmodel). Times are aware UTC; money is Decimal with a currency.
+
+Schema changes go through an alembic migration in ``agent/store/migrations``.
+"""
+
+import datetime as dt
+import enum
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from agent.store.types import Money, UtcDateTime
+
+
+def _utc(**kw: Any) -> Any:
+    return Field(sa_column=Column(UtcDateTime(), **kw))
+
+
+def _money() -> Any:
+    return Field(sa_column=Column(Money(), nullable=False))
+
+
+class JobState(enum.StrEnum):
+    PENDING = "pending"  # waiting for its due time
+    DIALING = "dialing"  # an attempt is under way
+    DONE = "done"  # nothing more to do; ``result`` says why
+
+
+class AttemptStatus(enum.StrEnum):
+    DIALING = "dialing"
+    ANSWERED = "answered"
+    VOICEMAIL = "voicemail"
+    BUSY = "busy"
+    NO_ANSWER = "no_answer"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"  # the server stopped before the call's end was seen
+
+
+class Contact(SQLModel, table=True):
+    __tablename__ = "contacts"
+
+    id: int | None = Field(default=None, primary_key=True)
+    phone_e164: str | None = Field(default=None, unique=True, max_length=20)
+    phone_error: str | None = Field(default=None, max_length=32)
+    email: str | None = Field(default=None, index=True, max_length=320)
+    first_name: str | None = Field(default=None, max_length=200)
+    last_name: str | None = Field(default=None, max_length=200)
+    country: str | None = Field(default=None, max_length=2)
+    region: str | None = Field(default=None, max_length=10)
+    postal_code: str | None = Field(default=None, max_length=20)
+    city: str | None = Field(default=None, max_length=200)
+    created_at: dt.datetime = _utc(nullable=False)
+    updated_at: dt.datetime = _utc(nullable=False)
+
+
+class Checkout(SQLModel, table=True):
+    __tablename__ = "checkouts"
+    __table_args__ = (UniqueConstraint("source", "external_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    source: str = Field(max_length=40)
+    external_id: str = Field(max_length=200)
+    contact_id: int = Field(foreign_key="contacts.id", index=True)
+    campaign: str | None = Field(default=None, max_length=63)
+    items: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON))
+    total: Decimal = _money()
+    currency: str = Field(max_length=3)
+    checkout_url: str | None = Field(default=None, max_length=2000)
+    abandoned_at: dt.datetime = _utc(nullable=False, index=True)
+    completed_at: dt.datetime | None = _utc(nullable=True)
+    created_at: dt.datetime = _utc(nullable=False)
+    updated_at: dt.datetime = _utc(nullable=False)
+
+
+class Order(SQLModel, table=True):
+    __tablename__ = "orders"
+    __table_args__ = (UniqueConstraint("source", "external_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    source: str = Field(max_length=40)
+    external_id: str = Field(max_length=200)
+    checkout_id: int | None = Field(default=None, foreign_key="checkouts.id", index=True)
+    contact_id: int | None = Field(default=None, foreign_key="contacts.id", index=True)
+    total: Decimal = _money()
+    currency: str = Field(max_length=3)
+    ordered_at: dt.datetime = _utc(nullable=False)
+    received_at: dt.datetime = _utc(nullable=False)
+
+
+class Consent(SQLModel, table=True):
+    """A consent as captured, or its withdrawal; the latest one per channel decides."""
+
+    __tablename__ = "consents"
+    __table_args__ = (UniqueConstraint("contact_id", "channel", "captured_at", "granted"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    contact_id: int = Field(foreign_key="contacts.id", index=True)
+    channel: str = Field(max_length=8)
+    granted: bool
+    text_version: str = Field(max_length=100)
+    text: str | None = Field(default=None, max_length=4000)
+    source: str = Field(max_length=100)
+    captured_at: dt.datetime = _utc(nullable=False)
+    recorded_at: dt.datetime = _utc(nullable=False)
+
+
+class DoNotCall(SQLModel, table=True):
+    __tablename__ = "do_not_call"
+
+    id: int | None = Field(default=None, primary_key=True)
+    phone_e164: str = Field(unique=True, max_length=20)
+    reason: str = Field(max_length=40)  # opt_out, imported, complaint, ...
+    source: str = Field(max_length=100)
+    created_at: dt.datetime = _utc(nullable=False)
+
+
+class CampaignState(SQLModel, table=True):
+    """A campaign's run state; its settings live in config.yaml."""
+
+    __tablename__ = "campaigns"
+
+    name: str = Field(primary_key=True, max_length=63)
+    paused: bool = False
+    paused_reason: str | None = Field(default=None, max_length=100)
+    consecutive_failures: int = 0
+    updated_at: dt.datetime = _utc(nullable=False)
+
+
+class CallJob(SQLModel, table=True):
+    """The calls one checkout is owed by one campaign."""
+
+    __tablename__ = "call_jobs"
+    __table_args__ = (
+        UniqueConstraint("campaign", "checkout_id"),
+        Index("ix_call_jobs_due", "state", "due_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    campaign: str = Field(max_length=63)
+    checkout_id: int = Field(foreign_key="checkouts.id", index=True)
+    contact_id: int = Field(foreign_key="contacts.id", index=True)
+    state: str = Field(default=JobState.PENDING, max_length=16)
+    due_at: dt.datetime = _utc(nullable=False)
+    attempts: int = 0
+    result: str | None = Field(default=None, max_length=40)
+    last_reason: str | None = Field(default=None, max_length=40)
+    created_at: dt.datetime = _utc(nullable=False)
+    updated_at: dt.datetime = _utc(nullable=False)
+
+
+class CallAttempt(SQLModel, table=True):
+    """One dialled call. Written before dialling, so a crash can never hide a call."""
+
+    __tablename__ = "call_attempts"
+
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: int | None = Field(default=None, foreign_key="call_jobs.id", index=True)
+    contact_id: int = Field(foreign_key="contacts.id", index=True)
+    campaign: str = Field(max_length=63, index=True)
+    server_id: str = Field(max_length=64)
+    call_id: str | None = Field(default=None, max_length=64, index=True)
+    status: str = Field(default=AttemptStatus.DIALING, max_length=16, index=True)
+    hangup_cause: int | None = None
+    amd: str | None = Field(default=None, max_length=16)
+    started_at: dt.datetime = _utc(nullable=False, index=True)
+    answered_at: dt.datetime | None = _utc(nullable=True)
+    ended_at: dt.datetime | None = _utc(nullable=True)
+
+
+class Outcome(SQLModel, table=True):
+    """What came of an answered call, and a short structured note."""
+
+    __tablename__ = "outcomes"
+
+    id: int | None = Field(default=None, primary_key=True)
+    attempt_id: int = Field(foreign_key="call_attempts.id", unique=True)
+    code: str = Field(max_length=40)
+    note: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    created_at: dt.datetime = _utc(nullable=False)
+
+
+class Transcript(SQLModel, table=True):
+    __tablename__ = "transcripts"
+
+    id: int | None = Field(default=None, primary_key=True)
+    attempt_id: int = Field(foreign_key="call_attempts.id", unique=True)
+    turns: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON))
+    created_at: dt.datetime = _utc(nullable=False)
+
+
+class Recording(SQLModel, table=True):
+    __tablename__ = "recordings"
+
+    id: int | None = Field(default=None, primary_key=True)
+    attempt_id: int = Field(foreign_key="call_attempts.id", index=True)
+    path: str = Field(max_length=1000)
+    size_bytes: int = 0
+    created_at: dt.datetime = _utc(nullable=False)
+
+
+class Decision(SQLModel, table=True):
+    """The why log: each decision about calling a checkout, with its reason code."""
+
+    __tablename__ = "decisions"
+
+    id: int | None = Field(default=None, primary_key=True)
+    checkout_id: int = Field(foreign_key="checkouts.id", index=True)
+    campaign: str | None = Field(default=None, max_length=63)
+    action: str = Field(max_length=16)  # scheduled, call, wait, skip, close
+    reason: str = Field(max_length=40)
+    detail: str = Field(default="", max_length=500)
+    retry_at: dt.datetime | None = _utc(nullable=True)
+    at: dt.datetime = _utc(nullable=False)
+
+
+class Attribution(SQLModel, table=True):
+    """Revenue recovered: an order credited to the call that preceded it."""
+
+    __tablename__ = "attributions"
+
+    id: int | None = Field(default=None, primary_key=True)
+    order_id: int = Field(foreign_key="orders.id", unique=True)
+    attempt_id: int = Field(foreign_key="call_attempts.id", index=True)
+    campaign: str = Field(max_length=63, index=True)
+    amount: Decimal = _money()
+    currency: str = Field(max_length=3)
+    created_at: dt.datetime = _utc(nullable=False)
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """Deliveries already processed, so a repeated delivery changes nothing."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (UniqueConstraint("source", "delivery_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    source: str = Field(max_length=40)
+    delivery_id: str = Field(max_length=200)
+    topic: str = Field(max_length=100)
+    received_at: dt.datetime = _utc(nullable=False)

@@ -1,0 +1,120 @@
+"""Intake over HTTP: the stores' webhooks and the JSON API for checkouts and orders.
+
+A delivery that fails its signature or cannot be read is refused with a 4xx and
+a stable error code; a delivery that is fine but cannot be stored right now (the
+database is down) gets a 503, so the store delivers it again and nothing is lost.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from sqlalchemy.exc import SQLAlchemyError
+
+from agent.campaigns.intake import Intake, IntakeResult
+from agent.campaigns.records import Delivery
+from agent.campaigns.webhooks import (
+    WebhookRejected,
+    parse_generic,
+    parse_generic_payload,
+    parse_shopify,
+    parse_woocommerce,
+)
+
+log = logging.getLogger(__name__)
+
+INTAKE = web.AppKey("intake", Intake)
+IntakeHook = Callable[[IntakeResult], None]
+ON_INTAKE: web.AppKey[IntakeHook] = web.AppKey("on_intake")
+
+
+def _error(status: int, code: str, message: str) -> web.Response:
+    return web.json_response({"error": code, "message": message}, status=status)
+
+
+async def _store(
+    request: web.Request, deliver: Callable[[], Awaitable[IntakeResult]]
+) -> web.Response:
+    try:
+        result = await deliver()
+    except SQLAlchemyError as exc:
+        log.error("intake could not be stored (%s); the sender will retry", type(exc).__name__)
+        return _error(503, "storage_unavailable", "the delivery could not be stored; retry later")
+    request.app[ON_INTAKE](result)
+    return web.json_response(result.as_dict(), status=200)
+
+
+def _secret(request: web.Request, source: str) -> str | None:
+    settings = request.app[INTAKE].settings.intake
+    value = {
+        "shopify": settings.shopify_secret,
+        "woocommerce": settings.woocommerce_secret,
+        "generic": settings.generic_secret,
+    }[source]
+    return value.get_secret_value() if value else None
+
+
+async def webhook(request: web.Request) -> web.Response:
+    """POST /webhooks/{source}: a signed delivery (Shopify, WooCommerce or the generic format)."""
+    source = request.match_info["source"]
+    if source not in ("shopify", "woocommerce", "generic"):
+        return _error(404, "unknown_source", "no such webhook source")
+    secret = _secret(request, source)
+    if secret is None:
+        return _error(404, "source_disabled", f"the {source} webhook has no secret configured")
+    body = await request.read()
+    intake = request.app[INTAKE]
+    try:
+        delivery: Delivery
+        if source == "shopify":
+            delivery = parse_shopify(request.headers, body, secret)
+        elif source == "woocommerce":
+            delivery = parse_woocommerce(request.headers, body, secret)
+        else:
+            delivery = parse_generic(
+                request.headers,
+                body,
+                secret,
+                intake.clock(),
+                intake.settings.intake.generic_tolerance_s,
+            )
+    except WebhookRejected as exc:
+        log.info("%s webhook refused: %s", source, exc.code)
+        return _error(exc.status, exc.code, str(exc))
+    return await _store(request, lambda: intake.accept(delivery))
+
+
+def _bearer_ok(request: web.Request) -> bool:
+    token = request.app[INTAKE].settings.intake.api_token
+    if token is None:
+        return False
+    given = request.headers.get("Authorization", "")
+    expected = f"Bearer {token.get_secret_value()}"
+    return hmac.compare_digest(given.encode(), expected.encode())
+
+
+async def api_records(request: web.Request) -> web.Response:
+    """POST /api/v1/events: checkouts and orders in the generic schema, with a bearer token."""
+    if not _bearer_ok(request):
+        return _error(401, "unauthorized", "a valid API token is needed (Authorization: Bearer)")
+    try:
+        payload = json.loads(await request.read())
+        records = parse_generic_payload(payload, source="api")
+    except json.JSONDecodeError:
+        return _error(400, "malformed", "the body is not JSON")
+    except WebhookRejected as exc:
+        return _error(exc.status, exc.code, str(exc))
+    return await _store(request, lambda: request.app[INTAKE].accept_records(records))
+
+
+def add_routes(
+    app: web.Application, intake: Intake, on_intake: Callable[[IntakeResult], None]
+) -> None:
+    app[INTAKE] = intake
+    app[ON_INTAKE] = on_intake
+    app.router.add_post("/webhooks/{source}", webhook)
+    app.router.add_post("/api/v1/events", api_records)

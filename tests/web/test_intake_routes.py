@@ -1,0 +1,134 @@
+"""Webhooks and the intake API over real HTTP, into a real SQLite store."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from sqlmodel import select
+
+from agent.campaigns.intake import Intake
+from agent.campaigns.scheduler import Scheduler
+from agent.campaigns.settings import SchedulerSettings
+from agent.config import Settings, parse_settings
+from agent.store.db import Database
+from agent.store.tables import CallJob, Checkout
+from agent.web.app import make_web_app
+from tests.campaigns.helpers import Clock
+from tests.campaigns.test_scheduler import FakePlacer
+
+DATA = Path(__file__).parent.parent / "campaigns" / "data"
+SECRET = "shpss_test_secret"
+
+
+class Served:
+    def __init__(self, db: Database, settings: Settings) -> None:
+        self.intake = Intake(db, settings, Clock())
+        self.scheduler = Scheduler(db, SchedulerSettings(), settings.campaigns, FakePlacer())
+        self.ready = True
+
+
+@pytest.fixture
+async def client(tmp_path: Path) -> AsyncIterator[tuple[TestClient[Any, Any], Database]]:
+    settings = parse_settings({"intake": {"shopify_secret": SECRET, "api_token": "api-token-1"}})
+    db = Database(f"sqlite:///{tmp_path / 'c.db'}")
+    db.migrate()
+    app = make_web_app(Served(db, settings))
+    async with TestClient(TestServer(app)) as c:
+        yield c, db
+    db.close()
+
+
+def _signed(body: bytes, delivery: str = "d-1", topic: str = "checkouts/create") -> dict[str, str]:
+    sig = base64.b64encode(hmac.new(SECRET.encode(), body, hashlib.sha256).digest()).decode()
+    return {
+        "X-Shopify-Hmac-Sha256": sig,
+        "X-Shopify-Topic": topic,
+        "X-Shopify-Webhook-Id": delivery,
+        "Content-Type": "application/json",
+    }
+
+
+async def test_signed_shopify_checkout_is_stored_once(
+    client: tuple[TestClient[Any, Any], Database],
+) -> None:
+    c, db = client
+    body = (DATA / "shopify_checkout.json").read_bytes()
+    first = await c.post("/webhooks/shopify", data=body, headers=_signed(body))
+    assert first.status == 200, await first.text()
+    assert (await first.json())["checkouts"] == 1
+    again = await c.post("/webhooks/shopify", data=body, headers=_signed(body))
+    assert (await again.json())["duplicate"] is True
+    assert len(db.call(lambda s: s.exec(select(Checkout)).all())) == 1
+    assert len(db.call(lambda s: s.exec(select(CallJob)).all())) == 1
+
+
+@pytest.mark.parametrize(
+    ("headers", "code"),
+    [
+        ({"X-Shopify-Topic": "checkouts/create", "X-Shopify-Webhook-Id": "x"}, "missing_signature"),
+        (
+            {
+                "X-Shopify-Hmac-Sha256": base64.b64encode(b"0" * 32).decode(),
+                "X-Shopify-Topic": "checkouts/create",
+                "X-Shopify-Webhook-Id": "x",
+            },
+            "bad_signature",
+        ),
+    ],
+)
+async def test_unsigned_or_wrongly_signed_deliveries_are_refused(
+    client: tuple[TestClient[Any, Any], Database], headers: dict[str, str], code: str
+) -> None:
+    c, db = client
+    body = (DATA / "shopify_checkout.json").read_bytes()
+    resp = await c.post("/webhooks/shopify", data=body, headers=headers)
+    assert resp.status == 401
+    assert (await resp.json())["error"] == code
+    assert db.call(lambda s: s.exec(select(Checkout)).all()) == []
+
+
+async def test_malformed_json_is_a_400_without_customer_data(
+    client: tuple[TestClient[Any, Any], Database],
+) -> None:
+    c, _ = client
+    body = b'{"id": 1, "email": "maria@example.com", "phone": "+12015550123", '
+    resp = await c.post("/webhooks/shopify", data=body, headers=_signed(body))
+    assert resp.status == 400
+    text = await resp.text()
+    assert "maria" not in text and "5550123" not in text
+
+
+async def test_disabled_source_is_404(client: tuple[TestClient[Any, Any], Database]) -> None:
+    c, _ = client
+    resp = await c.post("/webhooks/woocommerce", data=b"{}")
+    assert resp.status == 404
+    assert (await resp.json())["error"] == "source_disabled"
+
+
+async def test_api_needs_its_token_and_accepts_generic_events(
+    client: tuple[TestClient[Any, Any], Database],
+) -> None:
+    c, db = client
+    event = json.loads((DATA / "generic_checkout.json").read_text())
+    denied = await c.post("/api/v1/events", json=event)
+    assert denied.status == 401
+    ok = await c.post("/api/v1/events", json=event, headers={"Authorization": "Bearer api-token-1"})
+    assert ok.status == 200, await ok.text()
+    assert (await ok.json())["checkouts"] == 1
+    assert len(db.call(lambda s: s.exec(select(Checkout)).all())) == 1
+
+
+async def test_health_and_readiness(client: tuple[TestClient[Any, Any], Database]) -> None:
+    c, _ = client
+    assert (await c.get("/healthz")).status == 200
+    ready = await c.get("/readyz")
+    assert ready.status == 200
+    assert (await ready.json())["free_slots"] == 2
