@@ -104,7 +104,7 @@ async def api_records(request: web.Request) -> web.Response:
     try:
         payload = json.loads(await request.read())
         records = parse_generic_payload(payload, source="api")
-    except json.JSONDecodeError:
+    except ValueError:  # not UTF-8, or not JSON
         return _error(400, "malformed", "the body is not JSON")
     except WebhookRejected as exc:
         return _error(exc.status, exc.code, str(exc))

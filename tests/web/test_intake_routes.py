@@ -132,3 +132,28 @@ async def test_health_and_readiness(client: tuple[TestClient[Any, Any], Database
     ready = await c.get("/readyz")
     assert ready.status == 200
     assert (await ready.json())["free_slots"] == 2
+
+
+async def test_api_body_that_is_not_json_is_a_400(
+    client: tuple[TestClient[Any, Any], Database],
+) -> None:
+    c, _ = client
+    for body in (b"\xff\xfe not utf-8", b"{not json"):
+        resp = await c.post(
+            "/api/v1/events", data=body, headers={"Authorization": "Bearer api-token-1"}
+        )
+        assert resp.status == 400
+        assert (await resp.json())["error"] == "malformed"
+
+
+async def test_database_down_is_a_503_so_the_store_delivers_again() -> None:
+    settings = parse_settings({"intake": {"shopify_secret": SECRET}})
+    db = Database("postgresql+psycopg://nobody@127.0.0.1:9/none?connect_timeout=2")
+    try:
+        async with TestClient(TestServer(make_web_app(Served(db, settings)))) as c:
+            body = (DATA / "shopify_checkout.json").read_bytes()
+            resp = await c.post("/webhooks/shopify", data=body, headers=_signed(body))
+            assert resp.status == 503
+            assert (await resp.json())["error"] == "storage_unavailable"
+    finally:
+        db.close()
