@@ -12,6 +12,7 @@ from typing import Protocol
 
 from aiohttp import web
 
+from agent.campaigns.inbox import Inbox
 from agent.campaigns.intake import Intake
 from agent.campaigns.jobs import CallRequest, CallResult
 from agent.campaigns.scheduler import Scheduler
@@ -189,6 +190,8 @@ class Server:
         self.conversations = Conversations(speech, policy, settings.speech.turn)
         self.telephony = Telephony(settings, self.conversations)
         self.intake = Intake(self.db, settings)
+        self._inbox_db = Database(settings.database_url, echo=settings.store.echo_sql)
+        self.inbox = Inbox(self.db, self.intake, writer_db=self._inbox_db)
         self.scheduler = Scheduler(
             self.db,
             settings.scheduler,
@@ -196,6 +199,7 @@ class Server:
             CampaignCalls(self.telephony, self.conversations),
             max_channels=settings.trunk.max_channels,
         )
+        self.inbox.on_applied = lambda _: self.scheduler.wake()
         self.web = make_web_app(self, max_body_kb=settings.web.max_body_kb)
         self._runner: web.AppRunner | None = None
         self._scheduler_task: asyncio.Task[None] | None = None
@@ -207,6 +211,7 @@ class Server:
     async def start(self) -> None:
         await asyncio.to_thread(self.db.migrate)
         await self.telephony.start()
+        self.inbox.start()
         self._runner = web.AppRunner(self.web, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.settings.web.host, self.settings.web.port)
@@ -222,5 +227,7 @@ class Server:
                 await self._scheduler_task
         if self._runner is not None:
             await self._runner.cleanup()
+        await self.inbox.stop()
         await self.telephony.stop()
+        await asyncio.to_thread(self._inbox_db.close)
         await asyncio.to_thread(self.db.close)

@@ -22,6 +22,7 @@ from agent.campaigns.records import (
     IntakeRecord,
     LineItem,
     OrderRecord,
+    records_to_json,
 )
 from agent.campaigns.records import Consent as ConsentRecord
 from agent.campaigns.settings import CampaignSettings
@@ -132,7 +133,9 @@ class Intake:
                 source=delivery.source,
                 delivery_id=delivery.delivery_id,
                 topic=delivery.topic,
+                records=records_to_json(delivery.records),
                 received_at=now,
+                processed_at=now,
             )
         )
         try:

@@ -11,6 +11,7 @@ import enum
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 
 class Channel(enum.StrEnum):
@@ -103,3 +104,62 @@ class Delivery:
     delivery_id: str
     topic: str
     records: tuple[IntakeRecord, ...] = field(default=())
+
+
+def _plain(value: Any) -> Any:
+    # Walks the records' own attributes: dataclasses.asdict deep-copies, at twice the cost.
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, enum.Enum):
+        return value.value
+    return {k: _plain(v) for k, v in vars(value).items()}
+
+
+def records_to_json(records: tuple[IntakeRecord, ...]) -> list[dict[str, Any]]:
+    """The records as plain JSON values (for the intake inbox), read back by records_from_json."""
+    out = []
+    for r in records:
+        item = _plain(r)
+        item["kind"] = "checkout" if isinstance(r, CheckoutRecord) else "order"
+        out.append(item)
+    return out
+
+
+def _customer(d: dict[str, Any]) -> Customer:
+    address = d.get("address")
+    return Customer(**{**d, "address": Address(**address) if address else None})
+
+
+def records_from_json(items: list[dict[str, Any]]) -> tuple[IntakeRecord, ...]:
+    out: list[IntakeRecord] = []
+    for item in items:
+        d = dict(item)
+        kind = d.pop("kind")
+        d["customer"] = _customer(d["customer"])
+        d["total"] = Decimal(d["total"])
+        if kind == "order":
+            d["created_at"] = datetime.fromisoformat(d["created_at"])
+            out.append(OrderRecord(**d))
+            continue
+        d["abandoned_at"] = datetime.fromisoformat(d["abandoned_at"])
+        d["items"] = tuple(
+            LineItem(**{**i, "unit_price": Decimal(i["unit_price"])}) for i in d["items"]
+        )
+        d["consents"] = tuple(
+            Consent(
+                **{
+                    **c,
+                    "channel": Channel(c["channel"]),
+                    "captured_at": datetime.fromisoformat(c["captured_at"]),
+                }
+            )
+            for c in d["consents"]
+        )
+        out.append(CheckoutRecord(**d))
+    return tuple(out)

@@ -37,12 +37,21 @@ class DatabaseError(CartlineError):
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    # Transactions are begun by _sqlite_begin, not by the driver.
+    dbapi_conn.isolation_level = None
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=10000")
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.close()
+
+
+def _sqlite_begin(conn: Any) -> None:
+    # Take the write lock at the start: a transaction that reads and then writes
+    # would otherwise fail at once ("database is locked") when another connection
+    # wrote in between, instead of waiting its turn.
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def make_engine(url: str, *, echo: bool = False) -> Engine:
@@ -62,6 +71,7 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
             kw["poolclass"] = StaticPool
         engine = create_engine(parsed, echo=echo, **kw)
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
         return engine
     if parsed.get_backend_name() == "postgresql":
         if parsed.drivername == "postgresql":

@@ -6,9 +6,9 @@ Schema changes go through an alembic migration in ``agent/store/migrations``.
 import datetime as dt
 import enum
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import JSON, Column, Index, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, Table, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from agent.store.types import Money, UtcDateTime
@@ -230,13 +230,29 @@ class Attribution(SQLModel, table=True):
 
 
 class WebhookDelivery(SQLModel, table=True):
-    """Deliveries already processed, so a repeated delivery changes nothing."""
+    """The intake inbox: each delivery once, stored before it is acknowledged.
+
+    A repeated delivery (same source and id) changes nothing. Rows are processed
+    into checkouts and jobs in batches; ``processed_at`` marks them done, ``error``
+    keeps the reason code of a delivery that could not be applied.
+    """
 
     __tablename__ = "webhook_deliveries"
-    __table_args__ = (UniqueConstraint("source", "delivery_id"),)
+    __table_args__ = (
+        UniqueConstraint("source", "delivery_id"),
+        Index("ix_webhook_deliveries_todo", "processed_at", "id"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     source: str = Field(max_length=40)
     delivery_id: str = Field(max_length=200)
     topic: str = Field(max_length=100)
+    records: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON))
     received_at: dt.datetime = _utc(nullable=False)
+    processed_at: dt.datetime | None = _utc(nullable=True)
+    error: str | None = Field(default=None, max_length=100)
+
+
+def table(model: type[SQLModel]) -> Table:
+    """The Core table of a model, for the hot paths that skip the ORM."""
+    return cast(Table, model.__table__)  # type: ignore[attr-defined]

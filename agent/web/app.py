@@ -6,7 +6,7 @@ from typing import Protocol
 
 from aiohttp import web
 
-from agent.campaigns.intake import Intake, IntakeResult
+from agent.campaigns.inbox import Inbox
 from agent.campaigns.scheduler import Scheduler
 from agent.web import intake as intake_routes
 
@@ -14,7 +14,7 @@ from agent.web import intake as intake_routes
 class Served(Protocol):
     """What the web application needs of the server around it."""
 
-    intake: Intake
+    inbox: Inbox
     scheduler: Scheduler
 
     @property
@@ -44,12 +44,7 @@ async def readiness(request: web.Request) -> web.Response:
 def make_web_app(served: Served, *, max_body_kb: int = 1024) -> web.Application:
     app = web.Application(client_max_size=max_body_kb * 1024)
     app[SERVED] = served
-
-    def on_intake(result: IntakeResult) -> None:
-        if result.jobs_scheduled or result.jobs_closed:
-            served.scheduler.wake()
-
-    intake_routes.add_routes(app, served.intake, on_intake)
+    intake_routes.add_routes(app, served.inbox)
     app.router.add_get("/healthz", health)
     app.router.add_get("/readyz", readiness)
     return app

@@ -10,12 +10,12 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-from collections.abc import Awaitable, Callable
+import uuid
 
 from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
 
-from agent.campaigns.intake import Intake, IntakeResult
+from agent.campaigns.inbox import Inbox
 from agent.campaigns.records import Delivery
 from agent.campaigns.webhooks import (
     WebhookRejected,
@@ -27,29 +27,26 @@ from agent.campaigns.webhooks import (
 
 log = logging.getLogger(__name__)
 
-INTAKE = web.AppKey("intake", Intake)
-IntakeHook = Callable[[IntakeResult], None]
-ON_INTAKE: web.AppKey[IntakeHook] = web.AppKey("on_intake")
+INBOX = web.AppKey("inbox", Inbox)
 
 
 def _error(status: int, code: str, message: str) -> web.Response:
     return web.json_response({"error": code, "message": message}, status=status)
 
 
-async def _store(
-    request: web.Request, deliver: Callable[[], Awaitable[IntakeResult]]
-) -> web.Response:
+async def _accept(request: web.Request, delivery: Delivery) -> web.Response:
     try:
-        result = await deliver()
+        fresh = await request.app[INBOX].put(delivery)
     except SQLAlchemyError as exc:
         log.error("intake could not be stored (%s); the sender will retry", type(exc).__name__)
         return _error(503, "storage_unavailable", "the delivery could not be stored; retry later")
-    request.app[ON_INTAKE](result)
-    return web.json_response(result.as_dict(), status=200)
+    return web.json_response(
+        {"accepted": True, "duplicate": not fresh, "records": len(delivery.records)}
+    )
 
 
 def _secret(request: web.Request, source: str) -> str | None:
-    settings = request.app[INTAKE].settings.intake
+    settings = request.app[INBOX].intake.settings.intake
     value = {
         "shopify": settings.shopify_secret,
         "woocommerce": settings.woocommerce_secret,
@@ -67,7 +64,7 @@ async def webhook(request: web.Request) -> web.Response:
     if secret is None:
         return _error(404, "source_disabled", f"the {source} webhook has no secret configured")
     body = await request.read()
-    intake = request.app[INTAKE]
+    intake = request.app[INBOX].intake
     try:
         delivery: Delivery
         if source == "shopify":
@@ -85,11 +82,11 @@ async def webhook(request: web.Request) -> web.Response:
     except WebhookRejected as exc:
         log.info("%s webhook refused: %s", source, exc.code)
         return _error(exc.status, exc.code, str(exc))
-    return await _store(request, lambda: intake.accept(delivery))
+    return await _accept(request, delivery)
 
 
 def _bearer_ok(request: web.Request) -> bool:
-    token = request.app[INTAKE].settings.intake.api_token
+    token = request.app[INBOX].intake.settings.intake.api_token
     if token is None:
         return False
     given = request.headers.get("Authorization", "")
@@ -108,13 +105,11 @@ async def api_records(request: web.Request) -> web.Response:
         return _error(400, "malformed", "the body is not JSON")
     except WebhookRejected as exc:
         return _error(exc.status, exc.code, str(exc))
-    return await _store(request, lambda: request.app[INTAKE].accept_records(records))
+    delivery = Delivery("api", f"api-{uuid.uuid4()}", "events", records)
+    return await _accept(request, delivery)
 
 
-def add_routes(
-    app: web.Application, intake: Intake, on_intake: Callable[[IntakeResult], None]
-) -> None:
-    app[INTAKE] = intake
-    app[ON_INTAKE] = on_intake
+def add_routes(app: web.Application, inbox: Inbox) -> None:
+    app[INBOX] = inbox
     app.router.add_post("/webhooks/{source}", webhook)
     app.router.add_post("/api/v1/events", api_records)

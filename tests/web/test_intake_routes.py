@@ -14,6 +14,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from sqlmodel import select
 
+from agent.campaigns.inbox import Inbox
 from agent.campaigns.intake import Intake
 from agent.campaigns.scheduler import Scheduler
 from agent.campaigns.settings import SchedulerSettings
@@ -30,19 +31,22 @@ SECRET = "shpss_test_secret"
 
 class Served:
     def __init__(self, db: Database, settings: Settings) -> None:
-        self.intake = Intake(db, settings, Clock())
+        self.inbox = Inbox(db, Intake(db, settings, Clock()))
         self.scheduler = Scheduler(db, SchedulerSettings(), settings.campaigns, FakePlacer())
         self.ready = True
 
 
+Client = tuple[TestClient[Any, Any], Database, Served]
+
+
 @pytest.fixture
-async def client(tmp_path: Path) -> AsyncIterator[tuple[TestClient[Any, Any], Database]]:
+async def client(tmp_path: Path) -> AsyncIterator[Client]:
     settings = parse_settings({"intake": {"shopify_secret": SECRET, "api_token": "api-token-1"}})
     db = Database(f"sqlite:///{tmp_path / 'c.db'}")
     db.migrate()
-    app = make_web_app(Served(db, settings))
-    async with TestClient(TestServer(app)) as c:
-        yield c, db
+    served = Served(db, settings)
+    async with TestClient(TestServer(make_web_app(served))) as c:
+        yield c, db, served
     db.close()
 
 
@@ -57,15 +61,17 @@ def _signed(body: bytes, delivery: str = "d-1", topic: str = "checkouts/create")
 
 
 async def test_signed_shopify_checkout_is_stored_once(
-    client: tuple[TestClient[Any, Any], Database],
+    client: Client,
 ) -> None:
-    c, db = client
+    c, db, served = client
     body = (DATA / "shopify_checkout.json").read_bytes()
     first = await c.post("/webhooks/shopify", data=body, headers=_signed(body))
     assert first.status == 200, await first.text()
-    assert (await first.json())["checkouts"] == 1
+    assert await first.json() == {"accepted": True, "duplicate": False, "records": 1}
     again = await c.post("/webhooks/shopify", data=body, headers=_signed(body))
     assert (await again.json())["duplicate"] is True
+    applied = await served.inbox.apply_pending()
+    assert (applied.checkouts, applied.jobs_scheduled) == (1, 1)
     assert len(db.call(lambda s: s.exec(select(Checkout)).all())) == 1
     assert len(db.call(lambda s: s.exec(select(CallJob)).all())) == 1
 
@@ -85,9 +91,9 @@ async def test_signed_shopify_checkout_is_stored_once(
     ],
 )
 async def test_unsigned_or_wrongly_signed_deliveries_are_refused(
-    client: tuple[TestClient[Any, Any], Database], headers: dict[str, str], code: str
+    client: Client, headers: dict[str, str], code: str
 ) -> None:
-    c, db = client
+    c, db, served = client
     body = (DATA / "shopify_checkout.json").read_bytes()
     resp = await c.post("/webhooks/shopify", data=body, headers=headers)
     assert resp.status == 401
@@ -96,9 +102,9 @@ async def test_unsigned_or_wrongly_signed_deliveries_are_refused(
 
 
 async def test_malformed_json_is_a_400_without_customer_data(
-    client: tuple[TestClient[Any, Any], Database],
+    client: Client,
 ) -> None:
-    c, _ = client
+    c, _, _ = client
     body = b'{"id": 1, "email": "maria@example.com", "phone": "+12015550123", '
     resp = await c.post("/webhooks/shopify", data=body, headers=_signed(body))
     assert resp.status == 400
@@ -106,28 +112,29 @@ async def test_malformed_json_is_a_400_without_customer_data(
     assert "maria" not in text and "5550123" not in text
 
 
-async def test_disabled_source_is_404(client: tuple[TestClient[Any, Any], Database]) -> None:
-    c, _ = client
+async def test_disabled_source_is_404(client: Client) -> None:
+    c, _, _ = client
     resp = await c.post("/webhooks/woocommerce", data=b"{}")
     assert resp.status == 404
     assert (await resp.json())["error"] == "source_disabled"
 
 
 async def test_api_needs_its_token_and_accepts_generic_events(
-    client: tuple[TestClient[Any, Any], Database],
+    client: Client,
 ) -> None:
-    c, db = client
+    c, db, served = client
     event = json.loads((DATA / "generic_checkout.json").read_text())
     denied = await c.post("/api/v1/events", json=event)
     assert denied.status == 401
     ok = await c.post("/api/v1/events", json=event, headers={"Authorization": "Bearer api-token-1"})
     assert ok.status == 200, await ok.text()
-    assert (await ok.json())["checkouts"] == 1
+    assert (await ok.json())["records"] == 1
+    await served.inbox.apply_pending()
     assert len(db.call(lambda s: s.exec(select(Checkout)).all())) == 1
 
 
-async def test_health_and_readiness(client: tuple[TestClient[Any, Any], Database]) -> None:
-    c, _ = client
+async def test_health_and_readiness(client: Client) -> None:
+    c, _, _ = client
     assert (await c.get("/healthz")).status == 200
     ready = await c.get("/readyz")
     assert ready.status == 200
@@ -135,9 +142,9 @@ async def test_health_and_readiness(client: tuple[TestClient[Any, Any], Database
 
 
 async def test_api_body_that_is_not_json_is_a_400(
-    client: tuple[TestClient[Any, Any], Database],
+    client: Client,
 ) -> None:
-    c, _ = client
+    c, _, _ = client
     for body in (b"\xff\xfe not utf-8", b"{not json"):
         resp = await c.post(
             "/api/v1/events", data=body, headers={"Authorization": "Bearer api-token-1"}

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-26 00:52:32.405281
+Create Date: 2026-11-26 01:17:25.734274
 """
 
 import sqlalchemy as sa
@@ -62,9 +62,15 @@ def upgrade() -> None:
         sa.Column("source", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
         sa.Column("delivery_id", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
         sa.Column("topic", sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
+        sa.Column("records", sa.JSON(), nullable=True),
         sa.Column("received_at", agent.store.types.UtcDateTime(), nullable=False),
+        sa.Column("processed_at", agent.store.types.UtcDateTime(), nullable=True),
+        sa.Column("error", sqlmodel.sql.sqltypes.AutoString(length=100), nullable=True),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("source", "delivery_id"),
+    )
+    op.create_index(
+        "ix_webhook_deliveries_todo", "webhook_deliveries", ["processed_at", "id"], unique=False
     )
     op.create_table(
         "checkouts",
@@ -309,6 +315,7 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_checkouts_contact_id"), table_name="checkouts")
     op.drop_index(op.f("ix_checkouts_abandoned_at"), table_name="checkouts")
     op.drop_table("checkouts")
+    op.drop_index("ix_webhook_deliveries_todo", table_name="webhook_deliveries")
     op.drop_table("webhook_deliveries")
     op.drop_table("do_not_call")
     op.drop_index(op.f("ix_contacts_email"), table_name="contacts")
