@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import and_, bindparam, insert, update
 from sqlalchemy import select as sa_select
-from sqlmodel import Session, col, or_, select
+from sqlmodel import Session, select
 
 from agent.campaigns.eligibility import CallRules, Candidate, Reason, Verdict, evaluate
 from agent.campaigns.localtime import CallingWindow
@@ -33,9 +33,6 @@ from agent.store.tables import (
     Contact,
     Decision,
     JobState,
-    Outcome,
-    Recording,
-    Transcript,
     table,
 )
 
@@ -46,7 +43,7 @@ FINAL_OUTCOMES = frozenset(
     {"opted_out", "declined", "purchased", "wrong_person", "completed", "not_interested"}
 )
 IN_CALL_RECHECK = dt.timedelta(minutes=2)
-_RETRYABLE = {
+RETRY_WAITS = {
     AttemptStatus.BUSY: "busy_min",
     AttemptStatus.NO_ANSWER: "no_answer_min",
     AttemptStatus.VOICEMAIL: "voicemail_min",
@@ -103,9 +100,7 @@ def call_rules(c: CampaignSettings) -> CallRules:
     )
 
 
-def _decide(
-    s: Session, job: CallJob, action: str, reason: str, now: dt.datetime, **kw: Any
-) -> None:
+def decide(s: Session, job: CallJob, action: str, reason: str, now: dt.datetime, **kw: Any) -> None:
     s.add(
         Decision(
             checkout_id=job.checkout_id,
@@ -399,7 +394,7 @@ def _start_attempt(s: Session, row: _Job, server_id: str, now: dt.datetime) -> C
     job.last_reason = Reason.OK.value
     job.updated_at = now
     s.add(job)
-    _decide(s, job, "call", Reason.OK.value, now, detail=f"attempt {job.attempts}")
+    decide(s, job, "call", Reason.OK.value, now, detail=f"attempt {job.attempts}")
     s.flush()
     assert attempt.id is not None
     return CallRequest(
@@ -414,131 +409,3 @@ def _start_attempt(s: Session, row: _Job, server_id: str, now: dt.datetime) -> C
         currency=checkout.currency,
         checkout_url=checkout.checkout_url,
     )
-
-
-def finish_attempt(
-    s: Session,
-    attempt_id: int,
-    result: CallResult,
-    now: dt.datetime,
-    campaigns: dict[str, CampaignSettings],
-) -> None:
-    """Records how a call ended and what its job does next (retry, or never again)."""
-    attempt = s.get(CallAttempt, attempt_id)
-    if attempt is None or attempt.ended_at is not None:
-        return
-    attempt.status = result.status
-    attempt.call_id = result.call_id or attempt.call_id
-    attempt.answered_at = result.answered_at
-    attempt.ended_at = result.ended_at or now
-    attempt.hangup_cause = result.hangup_cause
-    attempt.amd = result.amd
-    s.add(attempt)
-    if result.status in (AttemptStatus.ANSWERED, AttemptStatus.VOICEMAIL):
-        s.add(
-            Outcome(
-                attempt_id=attempt_id,
-                code=result.outcome or result.status.value,
-                note=result.note,
-                created_at=now,
-            )
-        )
-    if result.turns:
-        s.add(Transcript(attempt_id=attempt_id, turns=result.turns, created_at=now))
-    if result.recording:
-        s.add(
-            Recording(
-                attempt_id=attempt_id,
-                path=result.recording,
-                size_bytes=result.recording_bytes,
-                created_at=now,
-            )
-        )
-    campaign = campaigns.get(attempt.campaign)
-    _breaker(s, attempt.campaign, result.status, campaign, now)
-    job = s.get(CallJob, attempt.job_id) if attempt.job_id is not None else None
-    if job is None or job.state == JobState.DONE:
-        return
-    if result.outcome == "opted_out":
-        contact = s.get(Contact, attempt.contact_id)
-        if contact is not None and contact.phone_e164:
-            repo.add_do_not_call(s, contact.phone_e164, "opt_out", "call", now)
-        repo.close_job(s, job, "opted_out", now)
-        return
-    if result.outcome in FINAL_OUTCOMES:
-        repo.close_job(s, job, result.outcome or "completed", now)
-        return
-    if result.status == AttemptStatus.ANSWERED:
-        repo.close_job(s, job, result.outcome or "answered", now)
-        return
-    if campaign is None or job.attempts >= campaign.max_attempts:
-        repo.close_job(s, job, "max_attempts", now, f"last call: {result.status.value}")
-        return
-    wait_min = max(getattr(campaign.retry, _RETRYABLE[result.status]), campaign.min_spacing_min)
-    job.state = JobState.PENDING
-    job.due_at = now + dt.timedelta(minutes=wait_min)
-    job.last_reason = result.status.value
-    job.updated_at = now
-    s.add(job)
-    _decide(
-        s,
-        job,
-        "retry",
-        result.status.value,
-        now,
-        detail=f"next call in {wait_min:g} min",
-        retry_at=job.due_at,
-    )
-
-
-def _breaker(
-    s: Session,
-    name: str,
-    status: AttemptStatus,
-    campaign: CampaignSettings | None,
-    now: dt.datetime,
-) -> None:
-    state = repo.campaign_state(s, name, now)
-    if status == AttemptStatus.FAILED:
-        state.consecutive_failures += 1
-        if (
-            campaign
-            and not state.paused
-            and state.consecutive_failures >= campaign.breaker_failures
-        ):
-            state.paused = True
-            state.paused_reason = "breaker"
-            log.warning(
-                "campaign %s paused: %d calls failed in a row", name, state.consecutive_failures
-            )
-    elif status != AttemptStatus.INTERRUPTED:
-        state.consecutive_failures = 0
-    state.updated_at = now
-    s.add(state)
-
-
-def recover(
-    s: Session,
-    server_id: str,
-    now: dt.datetime,
-    campaigns: dict[str, CampaignSettings],
-    stale_after: dt.timedelta,
-) -> int:
-    """Closes the calls a stopped server left open: this server's, and any far too old.
-
-    Each is counted as an interrupted attempt, so its job waits the campaign's
-    ``retry.interrupted_min`` before another call: the call may well have rung.
-    """
-    rows = s.exec(
-        select(CallAttempt).where(
-            col(CallAttempt.ended_at).is_(None),
-            or_(
-                col(CallAttempt.server_id) == server_id,
-                col(CallAttempt.started_at) < now - stale_after,
-            ),
-        )
-    ).all()
-    for attempt in rows:
-        assert attempt.id is not None
-        finish_attempt(s, attempt.id, CallResult(AttemptStatus.INTERRUPTED), now, campaigns)
-    return len(rows)

@@ -15,7 +15,8 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Protocol
 
-from agent.campaigns.jobs import CallRequest, CallResult, claim_due, finish_attempt, recover
+from agent.campaigns.attempts import finish_attempt, recover
+from agent.campaigns.jobs import CallRequest, CallResult, claim_due
 from agent.campaigns.settings import CampaignSettings, SchedulerSettings
 from agent.store.db import Database
 from agent.store.tables import AttemptStatus

@@ -9,7 +9,8 @@ from functools import partial
 import pytest
 from sqlmodel import col, select
 
-from agent.campaigns.jobs import CallResult, claim_due, finish_attempt, recover
+from agent.campaigns.attempts import finish_attempt, recover
+from agent.campaigns.jobs import CallResult, claim_due
 from agent.store.tables import (
     AttemptStatus,
     CallAttempt,

@@ -37,13 +37,13 @@ class ServeProcess:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        out = self.log.open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "agent.cli", "-c", str(self.config), "-v", "serve"],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        with self.log.open("ab") as out:  # the child keeps its own copy of the descriptor
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "agent.cli", "-c", str(self.config), "-v", "serve"],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
 
     def kill(self) -> None:
         assert self.proc is not None

@@ -1,0 +1,156 @@
+"""How a call ended, and what its job does next: retry after a while, or never again.
+
+Also the breaker that pauses a campaign whose calls keep failing, and the
+recovery of calls a stopped server left open.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from sqlmodel import Session, col, or_, select
+
+from agent.campaigns.jobs import FINAL_OUTCOMES, RETRY_WAITS, CallResult, decide
+from agent.campaigns.settings import CampaignSettings
+from agent.store import repository as repo
+from agent.store.tables import (
+    AttemptStatus,
+    CallAttempt,
+    CallJob,
+    Contact,
+    JobState,
+    Outcome,
+    Recording,
+    Transcript,
+)
+
+log = logging.getLogger(__name__)
+
+
+def finish_attempt(
+    s: Session,
+    attempt_id: int,
+    result: CallResult,
+    now: dt.datetime,
+    campaigns: dict[str, CampaignSettings],
+) -> None:
+    """Records how a call ended and what its job does next (retry, or never again)."""
+    attempt = s.get(CallAttempt, attempt_id)
+    if attempt is None or attempt.ended_at is not None:
+        return
+    attempt.status = result.status
+    attempt.call_id = result.call_id or attempt.call_id
+    attempt.answered_at = result.answered_at
+    attempt.ended_at = result.ended_at or now
+    attempt.hangup_cause = result.hangup_cause
+    attempt.amd = result.amd
+    s.add(attempt)
+    if result.status in (AttemptStatus.ANSWERED, AttemptStatus.VOICEMAIL):
+        s.add(
+            Outcome(
+                attempt_id=attempt_id,
+                code=result.outcome or result.status.value,
+                note=result.note,
+                created_at=now,
+            )
+        )
+    if result.turns:
+        s.add(Transcript(attempt_id=attempt_id, turns=result.turns, created_at=now))
+    if result.recording:
+        s.add(
+            Recording(
+                attempt_id=attempt_id,
+                path=result.recording,
+                size_bytes=result.recording_bytes,
+                created_at=now,
+            )
+        )
+    campaign = campaigns.get(attempt.campaign)
+    _breaker(s, attempt.campaign, result.status, campaign, now)
+    job = s.get(CallJob, attempt.job_id) if attempt.job_id is not None else None
+    if job is None or job.state == JobState.DONE:
+        return
+    if result.outcome == "opted_out":
+        contact = s.get(Contact, attempt.contact_id)
+        if contact is not None and contact.phone_e164:
+            repo.add_do_not_call(s, contact.phone_e164, "opt_out", "call", now)
+        repo.close_job(s, job, "opted_out", now)
+        return
+    if result.outcome in FINAL_OUTCOMES:
+        repo.close_job(s, job, result.outcome or "completed", now)
+        return
+    if result.status == AttemptStatus.ANSWERED:
+        repo.close_job(s, job, result.outcome or "answered", now)
+        return
+    if campaign is None or job.attempts >= campaign.max_attempts:
+        repo.close_job(s, job, "max_attempts", now, f"last call: {result.status.value}")
+        return
+    wait_min = max(getattr(campaign.retry, RETRY_WAITS[result.status]), campaign.min_spacing_min)
+    job.state = JobState.PENDING
+    job.due_at = now + dt.timedelta(minutes=wait_min)
+    job.last_reason = result.status.value
+    job.updated_at = now
+    s.add(job)
+    decide(
+        s,
+        job,
+        "retry",
+        result.status.value,
+        now,
+        detail=f"next call in {wait_min:g} min",
+        retry_at=job.due_at,
+    )
+
+
+def _breaker(
+    s: Session,
+    name: str,
+    status: AttemptStatus,
+    campaign: CampaignSettings | None,
+    now: dt.datetime,
+) -> None:
+    state = repo.campaign_state(s, name, now)
+    if status == AttemptStatus.FAILED:
+        state.consecutive_failures += 1
+        if (
+            campaign
+            and not state.paused
+            and state.consecutive_failures >= campaign.breaker_failures
+        ):
+            state.paused = True
+            state.paused_reason = "breaker"
+            log.warning(
+                "campaign %s paused: %d calls failed in a row", name, state.consecutive_failures
+            )
+    elif status != AttemptStatus.INTERRUPTED:
+        state.consecutive_failures = 0
+    state.updated_at = now
+    s.add(state)
+
+
+def recover(
+    s: Session,
+    server_id: str,
+    now: dt.datetime,
+    campaigns: dict[str, CampaignSettings],
+    stale_after: dt.timedelta,
+) -> int:
+    """Closes the calls a stopped server left open: this server's, and any far too old.
+
+    Each is counted as an interrupted attempt, so its job waits the campaign's
+    ``retry.interrupted_min`` before another call: the call may well have rung.
+    """
+    rows = s.exec(
+        select(CallAttempt).where(
+            col(CallAttempt.ended_at).is_(None),
+            or_(
+                col(CallAttempt.server_id) == server_id,
+                col(CallAttempt.started_at) < now - stale_after,
+            ),
+        )
+    ).all()
+    for attempt in rows:
+        assert attempt.id is not None
+        finish_attempt(s, attempt.id, CallResult(AttemptStatus.INTERRUPTED), now, campaigns)
+    return len(rows)
