@@ -110,9 +110,10 @@ def test_completed_checkout_closes_its_job(store: Store) -> None:
     assert (job.state, job.result) == (JobState.DONE, "purchased")
 
 
-def _answered_call(store: Store, at: dt.datetime) -> None:
+def _answered_call(store: Store, at: dt.datetime, checkout_id: str = "c1") -> None:
     def write(s: Session) -> None:
-        job = s.exec(select(CallJob)).one()
+        c = s.exec(select(Checkout).where(Checkout.external_id == checkout_id)).one()
+        job = s.exec(select(CallJob).where(CallJob.checkout_id == c.id)).one()
         s.add(
             CallAttempt(
                 job_id=job.id,
@@ -155,21 +156,7 @@ def test_order_outside_the_window_or_without_a_call_is_not_credited(store: Store
     assert no_call.attributed == 0
     store.db.call(lambda s: store.intake.ingest(s, checkout("c2")))
 
-    def answered_for_c2(s: Session) -> None:
-        c2 = s.exec(select(Checkout).where(Checkout.external_id == "c2")).one()
-        job = s.exec(select(CallJob).where(CallJob.checkout_id == c2.id)).one()
-        s.add(
-            CallAttempt(
-                job_id=job.id,
-                contact_id=job.contact_id,
-                campaign=job.campaign,
-                server_id="t",
-                status=AttemptStatus.ANSWERED,
-                started_at=T0,
-            )
-        )
-
-    store.db.call(answered_for_c2)
+    _answered_call(store, T0, "c2")
     late = store.db.call(
         lambda s: store.intake.ingest(s, order("o2", "c2", at=T0 + dt.timedelta(days=8)))
     )
