@@ -18,14 +18,14 @@ import logging
 from collections.abc import Callable
 from functools import partial
 
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from agent.campaigns.intake import Intake, IntakeResult, utc_now
 from agent.campaigns.records import Delivery, records_from_json, records_to_json
 from agent.errors import CartlineError
+from agent.store import repository as repo
 from agent.store.db import Database
 from agent.store.tables import WebhookDelivery, table
 
@@ -108,16 +108,26 @@ class Inbox:
         self._drained.set()
 
     def _store(self, s: Session, deliveries: list[Delivery], now: dt.datetime) -> list[bool]:
-        insert = pg_insert if s.get_bind().dialect.name == "postgresql" else sqlite_insert
-        # One constant statement (compiled once); "do nothing" on a repeat, which
-        # also covers another server storing the same delivery at the same moment.
         inbox = table(WebhookDelivery)
-        stmt = insert(inbox).on_conflict_do_nothing().returning(inbox.c.id)
         conn = s.connection()
-        fresh = []
+        seen = {
+            (source, delivery_id)
+            for source, delivery_id in conn.execute(
+                sa_select(inbox.c.source, inbox.c.delivery_id).where(
+                    inbox.c.source.in_({d.source for d in deliveries}),
+                    inbox.c.delivery_id.in_({d.delivery_id for d in deliveries}),
+                )
+            )
+        }
+        fresh: list[bool] = []
+        rows = []
         for d in deliveries:
-            done = conn.execute(
-                stmt,
+            key = (d.source, d.delivery_id)
+            fresh.append(key not in seen)
+            if key in seen:
+                continue
+            seen.add(key)
+            rows.append(
                 {
                     "source": d.source,
                     "delivery_id": d.delivery_id,
@@ -126,9 +136,11 @@ class Inbox:
                     "received_at": now,
                     "processed_at": None,
                     "error": None,
-                },
+                }
             )
-            fresh.append(done.first() is not None)
+        if rows:
+            # "Do nothing" on a repeat stored by another server at the same moment.
+            conn.execute(repo.insert_ignoring(s, inbox), rows)
         return fresh
 
     # -- applying --------------------------------------------------------------

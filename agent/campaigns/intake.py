@@ -12,6 +12,8 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from sqlalchemy import insert, update
+from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -34,12 +36,12 @@ from agent.store.tables import (
     Attribution,
     CallAttempt,
     CallJob,
-    Checkout,
     Consent,
     Decision,
     JobState,
     Order,
     WebhookDelivery,
+    table,
 )
 
 log = logging.getLogger(__name__)
@@ -155,82 +157,56 @@ class Intake:
     def ingest(self, s: Session, record: IntakeRecord) -> IntakeResult:
         if isinstance(record, CheckoutRecord):
             return self._checkout(s, record)
+        # Orders go through the ORM; rows loaded earlier in this session may have
+        # been changed since by the Core statements of the checkout path.
+        s.expire_all()
         return self._order(s, record)
 
     # -- checkouts ---------------------------------------------------------------
 
     def _checkout(self, s: Session, rec: CheckoutRecord) -> IntakeResult:
+        # Core statements, no ORM objects: this runs for every checkout delivery,
+        # and building sqlmodel instances cost more than the SQL.
         now = self.clock()
         result = IntakeResult(checkouts=1)
         address = rec.customer.address
         region = (address.country if address else None) or self.settings.intake.default_region
         phone = normalize_phone(rec.customer.phone, region)
-        contact = repo.upsert_contact(s, rec.customer, phone.e164, phone.error, now)
-        assert contact.id is not None
-        self._consents(s, contact.id, rec.consents, now)
-        checkout = repo.checkout_by_external(s, rec.source, rec.external_id)
-        if checkout is None:
-            checkout = Checkout(
-                source=rec.source,
-                external_id=rec.external_id,
-                contact_id=contact.id,
-                total=rec.total,
-                currency=rec.currency,
-                abandoned_at=rec.abandoned_at,
-                created_at=now,
-                updated_at=now,
-            )
-        checkout.contact_id = contact.id
-        checkout.campaign = rec.campaign or checkout.campaign
-        checkout.items = _items(rec.items)
-        checkout.total = rec.total
-        checkout.currency = rec.currency
-        checkout.checkout_url = rec.checkout_url
-        checkout.abandoned_at = rec.abandoned_at
-        if rec.completed and checkout.completed_at is None:
-            checkout.completed_at = rec.abandoned_at
-        checkout.updated_at = now
-        s.add(checkout)
-        s.flush()
-        assert checkout.id is not None
+        contact_id = repo.upsert_contact(s, rec.customer, phone.e164, phone.error, now)
+        self._consents(s, contact_id, rec.consents, now)
+        checkout = repo.upsert_checkout(s, rec, contact_id, _items(rec.items), now)
         if checkout.completed_at is not None:
             result.jobs_closed += self._close_jobs(s, checkout.id, "purchased", now)
             return result
         if phone.e164 is None:
             result.invalid_phones += 1
-        self._schedule(s, checkout, contact.id, phone.error, now, result)
+        self._schedule(s, checkout, contact_id, phone.error, now, result)
         return result
 
     def _consents(
         self, s: Session, contact_id: int, consents: Iterable[ConsentRecord], now: dt.datetime
     ) -> None:
-        for c in consents:
-            exists = s.exec(
-                select(Consent.id).where(
-                    Consent.contact_id == contact_id,
-                    Consent.channel == c.channel.value,
-                    Consent.captured_at == c.captured_at,
-                    Consent.granted == c.granted,
-                )
-            ).first()
-            if exists is None:
-                s.add(
-                    Consent(
-                        contact_id=contact_id,
-                        channel=c.channel.value,
-                        granted=c.granted,
-                        text_version=c.text_version,
-                        text=c.text,
-                        source=c.source,
-                        captured_at=c.captured_at,
-                        recorded_at=now,
-                    )
-                )
+        rows = [
+            {
+                "contact_id": contact_id,
+                "channel": c.channel.value,
+                "granted": c.granted,
+                "text_version": c.text_version,
+                "text": c.text,
+                "source": c.source,
+                "captured_at": c.captured_at,
+                "recorded_at": now,
+            }
+            for c in consents
+        ]
+        if rows:
+            # The same consent delivered again is the same row (a unique constraint).
+            s.connection().execute(repo.insert_ignoring(s, table(Consent)), rows)
 
-    def _campaign_for(self, checkout: Checkout) -> CampaignSettings | None:
-        if checkout.campaign:
+    def _campaign_for(self, name: str | None) -> CampaignSettings | None:
+        if name:
             for c in self.settings.campaigns:
-                if c.name == checkout.campaign:
+                if c.name == name:
                     return c
             return None
         return self.default_campaign()
@@ -238,34 +214,42 @@ class Intake:
     def _schedule(
         self,
         s: Session,
-        checkout: Checkout,
+        checkout: repo.CheckoutRow,
         contact_id: int,
         phone_error: str | None,
         now: dt.datetime,
         result: IntakeResult,
     ) -> None:
-        checkout_id = checkout.id
-        assert checkout_id is not None
-        campaign = self._campaign_for(checkout)
+        conn = s.connection()
+        decisions, jobs = table(Decision), table(CallJob)
+        campaign = self._campaign_for(checkout.campaign)
+
+        def decide(
+            action: str, reason: str, detail: str = "", retry_at: dt.datetime | None = None
+        ) -> None:
+            conn.execute(
+                insert(decisions),
+                {
+                    "checkout_id": checkout.id,
+                    "campaign": campaign.name if campaign else checkout.campaign,
+                    "action": action,
+                    "reason": reason,
+                    "detail": detail,
+                    "retry_at": retry_at,
+                    "at": now,
+                },
+            )
 
         def skip(reason: str, detail: str = "") -> None:
             result.skipped[reason] = result.skipped.get(reason, 0) + 1
-            last = s.exec(
-                select(Decision.reason)
-                .where(Decision.checkout_id == checkout_id)
-                .order_by(col(Decision.id).desc())
-            ).first()
+            last = conn.execute(
+                sa_select(decisions.c.reason)
+                .where(decisions.c.checkout_id == checkout.id)
+                .order_by(decisions.c.id.desc())
+                .limit(1)
+            ).scalar()
             if last != reason:
-                s.add(
-                    Decision(
-                        checkout_id=checkout_id,
-                        campaign=campaign.name if campaign else checkout.campaign,
-                        action="skip",
-                        reason=reason,
-                        detail=detail,
-                        at=now,
-                    )
-                )
+                decide("skip", reason, detail)
 
         if campaign is None:
             return skip("no_campaign", "no abandoned-checkout campaign is configured by that name")
@@ -276,39 +260,42 @@ class Intake:
         if checkout.total < campaign.min_total:
             return skip("below_min_total")
         due = checkout.abandoned_at + dt.timedelta(minutes=campaign.delay_min)
-        job = s.exec(
-            select(CallJob).where(
-                CallJob.campaign == campaign.name, CallJob.checkout_id == checkout_id
+        job = conn.execute(
+            sa_select(jobs.c.id, jobs.c.state, jobs.c.attempts, jobs.c.due_at).where(
+                jobs.c.campaign == campaign.name, jobs.c.checkout_id == checkout.id
             )
         ).first()
         if job is None:
-            job = CallJob(
-                campaign=campaign.name,
-                checkout_id=checkout_id,
-                contact_id=contact_id,
-                due_at=due,
-                created_at=now,
-                updated_at=now,
+            conn.execute(
+                insert(jobs),
+                {
+                    "campaign": campaign.name,
+                    "checkout_id": checkout.id,
+                    "contact_id": contact_id,
+                    "state": JobState.PENDING.value,
+                    "due_at": due,
+                    "attempts": 0,
+                    "result": None,
+                    "last_reason": None,
+                    "created_at": now,
+                    "updated_at": now,
+                },
             )
             result.jobs_scheduled += 1
         elif job.state == JobState.PENDING and job.attempts == 0 and job.due_at != due:
             # The shopper came back to the cart: the delay counts from the latest activity.
-            job.due_at = due
+            conn.execute(
+                update(jobs)
+                .where(jobs.c.id == job.id)
+                .values(due_at=due, contact_id=contact_id, updated_at=now)
+            )
         else:
             return
-        job.contact_id = contact_id
-        job.updated_at = now
-        s.add(job)
-        s.add(
-            Decision(
-                checkout_id=checkout_id,
-                campaign=campaign.name,
-                action="scheduled",
-                reason="abandoned",
-                detail=f"first call due after {campaign.delay_min:g} min",
-                retry_at=due,
-                at=now,
-            )
+        decide(
+            "scheduled",
+            "abandoned",
+            f"first call due after {campaign.delay_min:g} min",
+            retry_at=due,
         )
 
     def _close_jobs(self, s: Session, checkout_id: int, reason: str, now: dt.datetime) -> int:

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
+from decimal import Decimal
+from typing import Any, NamedTuple
 
+from sqlalchemy import Table, func, update
+from sqlalchemy import select as sa_select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
-from agent.campaigns.records import Customer
+from agent.campaigns.records import CheckoutRecord, Customer
 from agent.store.tables import (
     CallAttempt,
     CallJob,
@@ -18,6 +23,7 @@ from agent.store.tables import (
     Decision,
     DoNotCall,
     JobState,
+    table,
 )
 
 
@@ -32,35 +38,138 @@ def find_contact(s: Session, phone_e164: str | None, email: str | None) -> Conta
     return None
 
 
+def insert_ignoring(s: Session, target: Table) -> Any:
+    """INSERT that skips rows a unique constraint already holds (SQLite and PostgreSQL)."""
+    insert = pg_insert if s.get_bind().dialect.name == "postgresql" else sqlite_insert
+    return insert(target).on_conflict_do_nothing()
+
+
+_CONTACT_FIELDS = (
+    "email",
+    "first_name",
+    "last_name",
+    "country",
+    "region",
+    "postal_code",
+    "city",
+    "phone_error",
+)
+
+
 def upsert_contact(
     s: Session,
     customer: Customer,
     phone_e164: str | None,
     phone_error: str | None,
     now: dt.datetime,
-) -> Contact:
-    """Finds or creates the contact and fills in what the source told us."""
+) -> int:
+    """Finds or creates the contact, fills in what the source told us; returns its id."""
+    conn = s.connection()
+    t = table(Contact)
     email = customer.email.lower() if customer.email else None
-    contact = find_contact(s, phone_e164, email)
-    if contact is None:
-        contact = Contact(phone_e164=phone_e164, created_at=now, updated_at=now)
-    contact.phone_error = None if phone_e164 else phone_error
     address = customer.address
-    for name, value in (
-        ("email", email),
-        ("first_name", customer.first_name),
-        ("last_name", customer.last_name),
-        ("country", address.country if address else None),
-        ("region", address.region if address else None),
-        ("postal_code", address.postal_code if address else None),
-        ("city", address.city if address else None),
-    ):
-        if value:
-            setattr(contact, name, value)
-    contact.updated_at = now
-    s.add(contact)
-    s.flush()
-    return contact
+    known: dict[str, Any] = {
+        name: value
+        for name, value in (
+            ("email", email),
+            ("first_name", customer.first_name),
+            ("last_name", customer.last_name),
+            ("country", address.country if address else None),
+            ("region", address.region if address else None),
+            ("postal_code", address.postal_code if address else None),
+            ("city", address.city if address else None),
+        )
+        if value
+    }
+    known["phone_error"] = None if phone_e164 else phone_error
+    known["updated_at"] = now
+    if phone_e164:
+        found = conn.execute(sa_select(t.c.id).where(t.c.phone_e164 == phone_e164)).scalar()
+    elif email:
+        found = conn.execute(
+            sa_select(t.c.id).where(t.c.email == email, t.c.phone_e164.is_(None)).limit(1)
+        ).scalar()
+    else:
+        found = None
+    if found is None:
+        new = conn.execute(
+            insert_ignoring(s, t).returning(t.c.id),
+            {
+                "phone_e164": phone_e164,
+                "created_at": now,
+                **dict.fromkeys(_CONTACT_FIELDS),
+                **known,
+            },
+        ).scalar()
+        if new is not None:
+            return int(new)
+        # Another server added this number a moment ago.
+        found = conn.execute(sa_select(t.c.id).where(t.c.phone_e164 == phone_e164)).scalar_one()
+    conn.execute(update(t).where(t.c.id == found).values(**known))
+    return int(found)
+
+
+class CheckoutRow(NamedTuple):
+    id: int
+    campaign: str | None
+    total: Decimal
+    abandoned_at: dt.datetime
+    completed_at: dt.datetime | None
+
+
+@functools.cache
+def _checkout_upsert(dialect: str) -> Any:
+    # Built once per dialect: building it costs more than running it.
+    t = table(Checkout)
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    stmt = insert(t)
+    new = stmt.excluded
+    return stmt.on_conflict_do_update(
+        index_elements=[t.c.source, t.c.external_id],
+        set_={
+            "contact_id": new.contact_id,
+            "campaign": func.coalesce(new.campaign, t.c.campaign),
+            "items": new["items"],
+            "total": new.total,
+            "currency": new.currency,
+            "checkout_url": new.checkout_url,
+            "abandoned_at": new.abandoned_at,
+            "completed_at": func.coalesce(t.c.completed_at, new.completed_at),
+            "updated_at": new.updated_at,
+        },
+    ).returning(t.c.id, t.c.campaign, t.c.total, t.c.abandoned_at, t.c.completed_at)
+
+
+def upsert_checkout(
+    s: Session,
+    rec: CheckoutRecord,
+    contact_id: int,
+    items: list[dict[str, Any]],
+    now: dt.datetime,
+) -> CheckoutRow:
+    """Creates or updates the checkout in one statement; a completion is never undone."""
+    row = (
+        s.connection()
+        .execute(
+            _checkout_upsert(s.get_bind().dialect.name),
+            {
+                "source": rec.source,
+                "external_id": rec.external_id,
+                "contact_id": contact_id,
+                "campaign": rec.campaign,
+                "items": items,
+                "total": rec.total,
+                "currency": rec.currency,
+                "checkout_url": rec.checkout_url,
+                "abandoned_at": rec.abandoned_at,
+                "completed_at": rec.abandoned_at if rec.completed else None,
+                "created_at": now,
+                "updated_at": now,
+            },
+        )
+        .one()
+    )
+    return CheckoutRow(*row)
 
 
 def on_do_not_call(s: Session, phone_e164: str) -> bool:
