@@ -136,7 +136,7 @@ class _Batch:
 
     people: dict[int, _Person]
     purchased: set[int]
-    consents: dict[int, list[ConsentRecord]]
+    consents: dict[int, tuple[ConsentRecord, ...]]
     dnc: set[str]
     job_attempts: dict[int, list[dt.datetime]]
     contact_calls: dict[int, list[dt.datetime]]
@@ -205,7 +205,19 @@ def _load(s: Session, jobs: list[_Job], now: dt.datetime) -> _Batch:
             contact_calls[contact_id].append(started_at)
         if ended is None:
             open_calls.add(contact_id)
-    return _Batch(people, purchased, consents, dnc, job_attempts, contact_calls, open_calls)
+    return _Batch(
+        people,
+        purchased,
+        {k: tuple(v) for k, v in consents.items()},
+        dnc,
+        job_attempts,
+        contact_calls,
+        open_calls,
+    )
+
+
+def _sorted(times: list[dt.datetime] | None) -> tuple[dt.datetime, ...]:
+    return tuple(sorted(times)) if times else ()
 
 
 def _candidate(job: _Job, data: _Batch) -> Candidate:
@@ -214,12 +226,12 @@ def _candidate(job: _Job, data: _Batch) -> Candidate:
         phone_e164=person.phone_e164,
         phone_error=person.phone_error,
         address=person.address,
-        consents=tuple(data.consents.get(job.contact_id, ())),
+        consents=data.consents.get(job.contact_id, ()),
         on_do_not_call=person.phone_e164 in data.dnc,
         purchased=job.checkout_id in data.purchased,
         in_active_call=job.contact_id in data.open_calls,
-        job_attempts=tuple(sorted(data.job_attempts.get(job.id, ()))),
-        contact_calls=tuple(sorted(data.contact_calls.get(job.contact_id, ()))),
+        job_attempts=_sorted(data.job_attempts.get(job.id)),
+        contact_calls=_sorted(data.contact_calls.get(job.contact_id)),
     )
 
 
