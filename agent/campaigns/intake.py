@@ -36,6 +36,7 @@ from agent.store.tables import (
     Attribution,
     CallAttempt,
     CallJob,
+    Checkout,
     Consent,
     Decision,
     JobState,
@@ -172,7 +173,19 @@ class Intake:
         address = rec.customer.address
         region = (address.country if address else None) or self.settings.intake.default_region
         phone = normalize_phone(rec.customer.phone, region)
-        contact_id = repo.upsert_contact(s, rec.customer, phone.e164, phone.error, now)
+        before = (
+            s.connection()
+            .execute(
+                sa_select(table(Checkout).c.contact_id).where(
+                    table(Checkout).c.source == rec.source,
+                    table(Checkout).c.external_id == rec.external_id,
+                )
+            )
+            .scalar()
+        )
+        contact_id = repo.upsert_contact(
+            s, rec.customer, phone.e164, phone.error, now, known_id=before
+        )
         self._consents(s, contact_id, rec.consents, now)
         checkout = repo.upsert_checkout(s, rec, contact_id, _items(rec.items), now)
         if checkout.completed_at is not None:

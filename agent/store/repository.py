@@ -62,8 +62,13 @@ def upsert_contact(
     phone_e164: str | None,
     phone_error: str | None,
     now: dt.datetime,
+    known_id: int | None = None,
 ) -> int:
-    """Finds or creates the contact, fills in what the source told us; returns its id."""
+    """Finds or creates the contact, fills in what the source told us; returns its id.
+
+    ``known_id`` is the contact the record had before (a checkout delivered again):
+    it is used when the record carries neither a valid number nor an email.
+    """
     conn = s.connection()
     t = table(Contact)
     email = customer.email.lower() if customer.email else None
@@ -90,7 +95,7 @@ def upsert_contact(
             sa_select(t.c.id).where(t.c.email == email, t.c.phone_e164.is_(None)).limit(1)
         ).scalar()
     else:
-        found = None
+        found = known_id
     if found is None:
         new = conn.execute(
             insert_ignoring(s, t).returning(t.c.id),

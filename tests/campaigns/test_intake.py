@@ -162,3 +162,11 @@ def test_order_outside_the_window_or_without_a_call_is_not_credited(store: Store
     )
     assert late.attributed == 0
     assert _all(store, Attribution) == []
+
+
+def test_a_checkout_without_number_or_email_keeps_its_contact_when_delivered_again(
+    store: Store,
+) -> None:
+    for _ in range(2):
+        store.db.call(lambda s: store.intake.ingest(s, checkout(phone=None, email=None)))
+    assert len(_all(store, Contact)) == 1
