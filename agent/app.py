@@ -6,8 +6,9 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import time
 import uuid
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Protocol
 
 from aiohttp import web
@@ -19,6 +20,8 @@ from agent.campaigns.scheduler import Scheduler
 from agent.config import Settings
 from agent.conversation.calls import Conversations
 from agent.conversation.session import Policy
+from agent.privacy.crypto import RECORDING_CONTEXT, DataKeys, ensure_keys
+from agent.privacy.rotation import keep_resealing
 from agent.speech.models import Speech
 from agent.store.db import Database
 from agent.store.tables import AttemptStatus
@@ -140,6 +143,8 @@ class CampaignCalls:
     def __init__(self, telephony: Telephony, conversations: Conversations) -> None:
         self.telephony = telephony
         self.conversations = conversations
+        # Set to seal each recording as soon as its call ends (encryption at rest).
+        self.keys: DataKeys | None = None
 
     async def place_call(self, request: CallRequest) -> CallResult:
         placed, session = await self.conversations.place(
@@ -162,7 +167,9 @@ class CampaignCalls:
             if m.role != "system"
         ]
         recording = pbx_instance(s).host(PurePosixPath(s.recordings.dir) / f"{placed.call_id}.wav")
-        size = recording.stat().st_size if outcome.answered and recording.is_file() else 0
+        size = 0
+        if outcome.answered and recording.is_file():
+            recording, size = await asyncio.to_thread(self._keep_recording, recording)
         return CallResult(
             status=attempt_status(outcome),
             call_id=placed.call_id,
@@ -174,6 +181,33 @@ class CampaignCalls:
             recording=str(recording) if size else None,
             recording_bytes=size,
         )
+
+    def _keep_recording(self, mix: Path) -> tuple[Path, int]:
+        """Seals the call's recording files (mix, in, out) once Asterisk has closed them."""
+        files = [mix.with_name(f"{mix.stem}{part}.wav") for part in ("", "-in", "-out")]
+        _wait_settled(files)
+        size = mix.stat().st_size
+        if self.keys is None:
+            return mix, size
+        sealed = mix
+        for f in files:
+            if f.is_file():
+                done = self.keys.seal_file(f, RECORDING_CONTEXT)
+                sealed = done if f == mix else sealed
+        return sealed, size
+
+
+def _wait_settled(files: list[Path], quiet_s: float = 0.3, limit_s: float = 5.0) -> None:
+    # MixMonitor closes its files as the channel goes away, just after the hang-up
+    # event: wait until their sizes stop changing.
+    deadline = time.monotonic() + limit_s
+    last: list[int] = []
+    while time.monotonic() < deadline:
+        sizes = [f.stat().st_size if f.is_file() else -1 for f in files]
+        if sizes == last:
+            return
+        last = sizes
+        time.sleep(quiet_s)
 
 
 class Server:
@@ -192,17 +226,19 @@ class Server:
         self.intake = Intake(self.db, settings)
         self._inbox_db = Database(settings.database_url, echo=settings.store.echo_sql)
         self.inbox = Inbox(self.db, self.intake, writer_db=self._inbox_db)
+        self.placer = CampaignCalls(self.telephony, self.conversations)
         self.scheduler = Scheduler(
             self.db,
             settings.scheduler,
             settings.campaigns,
-            CampaignCalls(self.telephony, self.conversations),
+            self.placer,
             max_channels=settings.trunk.max_channels,
         )
         self.inbox.on_applied = lambda _: self.scheduler.wake()
         self.web = make_web_app(self, max_body_kb=settings.web.max_body_kb)
         self._runner: web.AppRunner | None = None
         self._scheduler_task: asyncio.Task[None] | None = None
+        self._reseal_task: asyncio.Task[None] | None = None
 
     @property
     def ready(self) -> bool:
@@ -210,6 +246,14 @@ class Server:
 
     async def start(self) -> None:
         await asyncio.to_thread(self.db.migrate)
+        p = self.settings.privacy
+        if p.encrypt_recordings or p.encrypt_transcripts:
+            keys = await asyncio.to_thread(ensure_keys, self.settings.keys_file)
+            self.placer.keys = keys if p.encrypt_recordings else None
+            self.scheduler.keys = keys if p.encrypt_transcripts else None
+            self._reseal_task = asyncio.create_task(
+                keep_resealing(self.db, keys, p.reseal_every_s), name="reseal"
+            )
         await self.telephony.start()
         self.inbox.start()
         self._runner = web.AppRunner(self.web, access_log=None)
@@ -221,6 +265,10 @@ class Server:
 
     async def stop(self, drain_s: float = 0) -> None:
         await self.scheduler.stop(drain_s=drain_s)
+        if self._reseal_task is not None:
+            self._reseal_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reseal_task
         if self._scheduler_task is not None:
             self._scheduler_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

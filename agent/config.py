@@ -34,6 +34,7 @@ from agent.campaigns.settings import (
     default_campaigns,
 )
 from agent.errors import ConfigError, ConfigProblem
+from agent.privacy.settings import PrivacySettings
 
 Port = Annotated[int, Field(ge=1, le=65535)]
 DEFAULT_CONFIG_PATH = Path("config.yaml")
@@ -272,6 +273,7 @@ class Settings(_Section):
     intake: IntakeSettings = IntakeSettings()
     scheduler: SchedulerSettings = SchedulerSettings()
     campaigns: tuple[CampaignSettings, ...] = Field(default_factory=default_campaigns)
+    privacy: PrivacySettings = PrivacySettings()
     # Where Cartline keeps its own state (PID files, rendered configuration, the SQLite file).
     state_dir: Path = Path("var")
 
@@ -282,6 +284,11 @@ class Settings(_Section):
         """The configured database, or the SQLite file in ``state_dir``."""
         url = self.store.url.get_secret_value()
         return url or f"sqlite:///{(self.state_dir / 'cartline.db').resolve()}"
+
+    @property
+    def keys_file(self) -> Path:
+        """Where the data keys are kept."""
+        return self.privacy.keys_file or self.state_dir / "keys" / "data.keys"
 
     def campaign(self, name: str) -> CampaignSettings:
         for c in self.campaigns:

@@ -7,12 +7,15 @@ recovery of calls a stopped server left open.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
+from typing import Any
 
 from sqlmodel import Session, col, or_, select
 
 from agent.campaigns.jobs import FINAL_OUTCOMES, RETRY_WAITS, CallResult, decide
 from agent.campaigns.settings import CampaignSettings
+from agent.privacy.crypto import TRANSCRIPT_CONTEXT, DataKeys
 from agent.store import repository as repo
 from agent.store.tables import (
     AttemptStatus,
@@ -34,8 +37,12 @@ def finish_attempt(
     result: CallResult,
     now: dt.datetime,
     campaigns: dict[str, CampaignSettings],
+    keys: DataKeys | None = None,
 ) -> None:
-    """Records how a call ended and what its job does next (retry, or never again)."""
+    """Records how a call ended and what its job does next (retry, or never again).
+
+    With ``keys`` the transcript is stored sealed (encrypted at rest).
+    """
     attempt = s.get(CallAttempt, attempt_id)
     if attempt is None or attempt.ended_at is not None:
         return
@@ -56,7 +63,11 @@ def finish_attempt(
             )
         )
     if result.turns:
-        s.add(Transcript(attempt_id=attempt_id, turns=result.turns, created_at=now))
+        if keys is None:
+            s.add(Transcript(attempt_id=attempt_id, turns=result.turns, created_at=now))
+        else:
+            sealed = keys.seal(json.dumps(result.turns).encode(), TRANSCRIPT_CONTEXT)
+            s.add(Transcript(attempt_id=attempt_id, turns=[], sealed=sealed, created_at=now))
     if result.recording:
         s.add(
             Recording(
@@ -154,3 +165,13 @@ def recover(
         assert attempt.id is not None
         finish_attempt(s, attempt.id, CallResult(AttemptStatus.INTERRUPTED), now, campaigns)
     return len(rows)
+
+
+def transcript_turns(row: Transcript, keys: DataKeys | None) -> list[dict[str, Any]]:
+    """A stored transcript's turns, opening it when it is sealed."""
+    if row.sealed is None:
+        return list(row.turns)
+    if keys is None:
+        raise ValueError("the transcript is sealed and no data keys are loaded")
+    turns: list[dict[str, Any]] = json.loads(keys.open(row.sealed, TRANSCRIPT_CONTEXT))
+    return turns

@@ -18,6 +18,7 @@ from typing import Protocol
 from agent.campaigns.attempts import finish_attempt, recover
 from agent.campaigns.jobs import CallRequest, CallResult, claim_due
 from agent.campaigns.settings import CampaignSettings, SchedulerSettings
+from agent.privacy.crypto import DataKeys
 from agent.store.db import Database
 from agent.store.tables import AttemptStatus
 
@@ -58,6 +59,8 @@ class Scheduler:
         self._wake = asyncio.Event()
         self._stopping = False
         self.on_call_done: Callable[[CallRequest, CallResult], Awaitable[None]] | None = None
+        # Set to seal transcripts (encryption at rest).
+        self.keys: DataKeys | None = None
 
     @property
     def free_slots(self) -> int:
@@ -124,7 +127,9 @@ class Scheduler:
     async def _finish(self, request: CallRequest, result: CallResult) -> None:
         now = self.clock()
         await self.db.run(
-            lambda s: finish_attempt(s, request.attempt_id, result, now, self.campaigns)
+            lambda s: finish_attempt(
+                s, request.attempt_id, result, now, self.campaigns, keys=self.keys
+            )
         )
         log.info("attempt %d: %s", request.attempt_id, result.outcome or result.status.value)
         if self.on_call_done is not None:

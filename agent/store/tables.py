@@ -8,7 +8,7 @@ import enum
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import JSON, Column, Index, Table, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, LargeBinary, Table, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from agent.store.types import Money, UtcDateTime
@@ -182,11 +182,14 @@ class Outcome(SQLModel, table=True):
 
 
 class Transcript(SQLModel, table=True):
+    """A call's turns; sealed (encrypted JSON of the turns) when encryption at rest is on."""
+
     __tablename__ = "transcripts"
 
     id: int | None = Field(default=None, primary_key=True)
     attempt_id: int = Field(foreign_key="call_attempts.id", unique=True)
     turns: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON))
+    sealed: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
     created_at: dt.datetime = _utc(nullable=False)
 
 

@@ -13,6 +13,7 @@ import pytest
 from sqlmodel import Session, col, select
 
 from agent.app import Server
+from agent.campaigns.attempts import transcript_turns
 from agent.campaigns.settings import (
     CampaignSettings,
     IntakeSettings,
@@ -22,10 +23,19 @@ from agent.campaigns.settings import (
 )
 from agent.config import Settings
 from agent.conversation.session import PlaceholderPolicy
+from agent.privacy.crypto import RECORDING_CONTEXT
 from agent.simulator.customer import CustomerSimulator
 from agent.simulator.scenario import Answer, Hangup, Pause, Say, Scenario
 from agent.speech.models import Speech
-from agent.store.tables import AttemptStatus, Attribution, CallAttempt, CallJob, JobState
+from agent.store.tables import (
+    AttemptStatus,
+    Attribution,
+    CallAttempt,
+    CallJob,
+    JobState,
+    Recording,
+    Transcript,
+)
 from tests.e2e.shop import SECRET, checkout_payload, deliver, order_payload
 
 pytestmark = pytest.mark.asterisk
@@ -106,6 +116,19 @@ async def test_webhook_call_busy_retry_answer_and_recovered_revenue(
     assert len(simulator.calls) == 2
     job = await server.db.run(lambda s: s.exec(select(CallJob)).one())
     assert (job.state, job.result, job.attempts) == (JobState.DONE, "answered", 2)
+    # Encryption at rest: the recording and the transcript are sealed as the call ends.
+    keys = server.placer.keys
+    assert keys is not None
+    recording = await server.db.run(lambda s: s.exec(select(Recording)).one())
+    sealed = Path(recording.path)
+    on_disk = await asyncio.to_thread(sealed.read_bytes)
+    assert sealed.name.endswith(".wav.enc") and on_disk[:4] == b"CLE1"
+    plain = sealed.with_name(sealed.name.removesuffix(".enc"))
+    assert not await asyncio.to_thread(plain.exists)
+    assert keys.open(on_disk, RECORDING_CONTEXT)[:4] == b"RIFF"
+    transcript = await server.db.run(lambda s: s.exec(select(Transcript)).one())
+    assert transcript.sealed is not None and transcript.turns == []
+    assert transcript_turns(transcript, keys)[0]["speaker"] == "agent"
 
     ordered = dt.datetime.now(dt.UTC)
     await deliver(url, "orders/create", order_payload(9001, "tok-e2e-1", ordered, "182.50"))
