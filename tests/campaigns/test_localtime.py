@@ -8,7 +8,6 @@ from phonenumbers.timezone import time_zones_for_number
 
 from agent.campaigns.localtime import (
     STATE_RULES,
-    US_STATE_ZONES,
     CallingWindow,
     is_open,
     is_quiet_day,
@@ -19,6 +18,7 @@ from agent.campaigns.localtime import (
     us_holidays,
     zones_for,
 )
+from agent.campaigns.places import US_STATE_ZONES
 from agent.campaigns.records import Address
 
 NY = ZoneInfo("America/New_York")
