@@ -117,19 +117,22 @@ class EventIn(_Model):
     data: dict[str, object]
 
 
+def _customer(data: CheckoutIn | OrderIn, address: AddressIn | None = None) -> Customer:
+    return Customer(
+        phone=data.phone,
+        email=data.email,
+        first_name=data.first_name,
+        last_name=data.last_name,
+        address=None if address is None else Address(**address.model_dump()),
+        external_id=data.customer_id,
+    )
+
+
 def checkout_record(data: CheckoutIn, source: str) -> CheckoutRecord:
-    address = data.address
     return CheckoutRecord(
         source=source,
         external_id=data.id,
-        customer=Customer(
-            phone=data.phone,
-            email=data.email,
-            first_name=data.first_name,
-            last_name=data.last_name,
-            address=None if address is None else Address(**address.model_dump()),
-            external_id=data.customer_id,
-        ),
+        customer=_customer(data, data.address),
         total=data.total,
         currency=data.currency,
         abandoned_at=utc(data.abandoned_at),
@@ -158,13 +161,7 @@ def order_record(data: OrderIn, source: str) -> OrderRecord:
     return OrderRecord(
         source=source,
         external_id=data.id,
-        customer=Customer(
-            phone=data.phone,
-            email=data.email,
-            first_name=data.first_name,
-            last_name=data.last_name,
-            external_id=data.customer_id,
-        ),
+        customer=_customer(data),
         total=data.total,
         currency=data.currency,
         created_at=utc(data.created_at),
