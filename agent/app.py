@@ -21,6 +21,7 @@ from agent.config import Settings
 from agent.conversation.calls import Conversations
 from agent.conversation.session import Policy
 from agent.privacy.crypto import RECORDING_CONTEXT, DataKeys, ensure_keys
+from agent.privacy.retention import keep_purging
 from agent.privacy.rotation import keep_resealing
 from agent.speech.models import Speech
 from agent.store.db import Database
@@ -239,6 +240,7 @@ class Server:
         self._runner: web.AppRunner | None = None
         self._scheduler_task: asyncio.Task[None] | None = None
         self._reseal_task: asyncio.Task[None] | None = None
+        self._purge_task: asyncio.Task[None] | None = None
 
     @property
     def ready(self) -> bool:
@@ -254,6 +256,7 @@ class Server:
             self._reseal_task = asyncio.create_task(
                 keep_resealing(self.db, keys, p.reseal_every_s), name="reseal"
             )
+        self._purge_task = asyncio.create_task(keep_purging(self.db, p.retention), name="purge")
         await self.telephony.start()
         self.inbox.start()
         self._runner = web.AppRunner(self.web, access_log=None)
@@ -265,10 +268,11 @@ class Server:
 
     async def stop(self, drain_s: float = 0) -> None:
         await self.scheduler.stop(drain_s=drain_s)
-        if self._reseal_task is not None:
-            self._reseal_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reseal_task
+        for task in (self._reseal_task, self._purge_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self._scheduler_task is not None:
             self._scheduler_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
