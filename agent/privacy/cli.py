@@ -8,21 +8,33 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
-from agent.config import load_settings
+from agent.config import Settings, load_settings
 from agent.errors import CartlineError
 from agent.privacy.crypto import RECORDING_CONTEXT, add_key, load_keys
-from agent.privacy.retention import run_purge
+from agent.privacy.erasure import (
+    erase,
+    export_document,
+    find_subject,
+    recording_paths,
+    write_archive,
+)
+from agent.privacy.retention import remove_files, run_purge
 from agent.privacy.rotation import reseal_all
 from agent.store.db import Database
 
 
 def add_commands(sub: Any) -> None:
     p = sub.add_parser("privacy", help="data keys and encryption at rest")
-    p.add_argument("action", choices=["keygen", "reseal", "decrypt", "purge"])
+    p.add_argument("action", choices=["keygen", "reseal", "decrypt", "purge", "export", "erase"])
+    p.add_argument("--phone", help="export/erase: the customer's phone number")
+    p.add_argument("--email", help="export/erase: the customer's email")
+    p.add_argument("--yes", action="store_true", help="erase: do it (without, only report)")
     p.add_argument(
         "--dry-run", action="store_true", help="purge: report what would be removed, remove nothing"
     )
-    p.add_argument("file", nargs="?", type=Path, help="decrypt: a sealed recording (.enc)")
+    p.add_argument(
+        "file", nargs="?", type=Path, help="decrypt: a sealed recording; export: the .zip to write"
+    )
     p.add_argument("out", nargs="?", type=Path, help="decrypt: where to write the WAV")
     p.set_defaults(func=cmd_privacy)
 
@@ -47,6 +59,8 @@ def cmd_privacy(args: argparse.Namespace) -> int:
             db.close()
         print("\n".join(report.lines()))
         return 0
+    if args.action in ("export", "erase"):
+        return _subject(args, settings)
     keys = load_keys(settings.keys_file)
     if args.action == "decrypt":
         if args.file is None or args.out is None:
@@ -64,4 +78,37 @@ def cmd_privacy(args: argparse.Namespace) -> int:
         f"re-sealed {done.transcripts} transcript(s) and {done.recordings} recording file(s) "
         f"with key {keys.active}"
     )
+    return 0
+
+
+def _subject(args: argparse.Namespace, settings: Settings) -> int:
+    keys = load_keys(settings.keys_file) if settings.keys_file.is_file() else None
+    db = Database(settings.database_url)
+    region = settings.intake.default_region
+    try:
+        db.migrate()
+        with db.session() as s:
+            subject = find_subject(s, phone=args.phone, email=args.email, default_region=region)
+            if args.action == "export":
+                if args.file is None:
+                    raise CartlineError("give the archive to write: export --phone ... OUT.zip")
+                document = export_document(s, subject, keys)
+                files = write_archive(args.file, document, recording_paths(s, subject), keys)
+                rows = sum(map(len, subject.ids.values()))
+                print(f"{args.file}: {rows} row(s), {files} recording(s)")
+                return 0
+            paths = recording_paths(s, subject)
+            if not args.yes:
+                for name, ids in subject.ids.items():
+                    print(f"would erase {len(ids)} {name}")
+                print(f"would remove {sum(p.is_file() for p in paths)} recording file(s)")
+                print("run again with --yes to erase")
+                return 0
+            counts = erase(s, subject)
+        removed = remove_files(paths)
+    finally:
+        db.close()
+    for name, n in counts.items():
+        print(f"erased {n} {name}")
+    print(f"removed {removed} recording file(s)")
     return 0
