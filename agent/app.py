@@ -249,6 +249,7 @@ class Server:
     async def start(self) -> None:
         await asyncio.to_thread(self.db.migrate)
         p = self.settings.privacy
+        self.scheduler.keep_transcripts = p.keep_transcripts
         if p.encrypt_recordings or p.encrypt_transcripts:
             keys = await asyncio.to_thread(ensure_keys, self.settings.keys_file)
             self.placer.keys = keys if p.encrypt_recordings else None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable
@@ -61,6 +62,8 @@ class Scheduler:
         self.on_call_done: Callable[[CallRequest, CallResult], Awaitable[None]] | None = None
         # Set to seal transcripts (encryption at rest).
         self.keys: DataKeys | None = None
+        # False: transcripts are not stored at all (the merchant's choice).
+        self.keep_transcripts = True
 
     @property
     def free_slots(self) -> int:
@@ -126,6 +129,8 @@ class Scheduler:
 
     async def _finish(self, request: CallRequest, result: CallResult) -> None:
         now = self.clock()
+        if not self.keep_transcripts and result.turns:
+            result = dataclasses.replace(result, turns=[])
         await self.db.run(
             lambda s: finish_attempt(
                 s, request.attempt_id, result, now, self.campaigns, keys=self.keys

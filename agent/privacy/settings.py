@@ -33,6 +33,9 @@ class PrivacySettings(BaseModel):
     keys_file: Path | None = None
     encrypt_recordings: bool = True
     encrypt_transcripts: bool = True
+    # False: no transcript is stored at all (the call's outcome still is). Recording
+    # calls at all is recordings.enabled.
+    keep_transcripts: bool = True
     # How often data sealed with an older key is re-sealed with the active one.
     reseal_every_s: float = Field(3600, gt=0)
     retention: RetentionSettings = RetentionSettings()

@@ -16,7 +16,7 @@ from agent.campaigns.scheduler import Scheduler
 from agent.campaigns.settings import SchedulerSettings
 from agent.store import repository as repo
 from agent.store.db import Database
-from agent.store.tables import AttemptStatus, CallAttempt, CallJob, JobState
+from agent.store.tables import AttemptStatus, CallAttempt, CallJob, JobState, Outcome, Transcript
 from tests.campaigns.helpers import Clock, Store, checkout, open_store, settings_with
 
 
@@ -162,3 +162,18 @@ def test_scheduler_settings_defaults() -> None:
     s = SchedulerSettings()
     assert s.voice_slots >= 1 and s.server_id
     assert dt.timedelta(seconds=s.call_timeout_s) > dt.timedelta(minutes=1)
+
+
+async def test_transcripts_are_not_kept_when_the_merchant_says_so(store: Store) -> None:
+    _load(store, 2)
+    turns = [{"speaker": "customer", "text": "hello"}]
+    placer = FakePlacer(CallResult(AttemptStatus.ANSWERED, turns=turns))
+    sched = _scheduler(store, placer, slots=1)
+    await sched.tick()
+    await _settle(sched, placer)
+    assert len(store.db.call(lambda s: list(s.exec(select(Transcript)).all()))) == 1
+    sched.keep_transcripts = False
+    await sched.tick()
+    await _settle(sched, placer)
+    assert len(store.db.call(lambda s: list(s.exec(select(Transcript)).all()))) == 1
+    assert len(store.db.call(lambda s: list(s.exec(select(Outcome)).all()))) == 2
