@@ -15,6 +15,7 @@ from agent.campaigns.csvimport import CsvError, count_rows, read_checkouts_csv
 from agent.campaigns.intake import Intake, IntakeResult
 from agent.config import Settings, load_settings
 from agent.errors import CartlineError
+from agent.privacy import audit
 from agent.progress import ProgressBar
 from agent.store import repository as repo
 from agent.store.db import Database
@@ -163,6 +164,13 @@ def cmd_why(args: argparse.Namespace) -> int:
             ).first()
             if checkout is None:
                 raise CartlineError(f"no checkout {args.checkout}")
+            audit.record(
+                s,
+                actor=audit.cli_actor(),
+                action="view",
+                contacts=[checkout.contact_id],
+                purpose="decision log of a checkout",
+            )
             rows = s.exec(
                 select(Decision)
                 .where(Decision.checkout_id == checkout.id)

@@ -235,3 +235,15 @@ def erase(s: Session, subject: Subject) -> dict[str, int]:
     )
     counts["do_not_call"] = int(gone.rowcount or 0)
     return counts
+
+
+def recording_contacts(s: Session, sealed: Path) -> list[int]:
+    """The contact(s) a recording file belongs to (for the processing log)."""
+    rec, att = table(Recording), table(CallAttempt)
+    mix = sealed.name.replace("-in.wav", ".wav").replace("-out.wav", ".wav")
+    rows = s.connection().execute(
+        sa_select(att.c.contact_id)
+        .select_from(rec.join(att, att.c.id == rec.c.attempt_id))
+        .where(rec.c.path.like(f"%/{mix}"))
+    )
+    return [int(c) for (c,) in rows]

@@ -26,6 +26,7 @@ from sqlalchemy import delete, func
 from sqlalchemy import select as sa_select
 from sqlmodel import Session
 
+from agent.privacy import audit
 from agent.privacy.rotation import recording_files
 from agent.privacy.settings import RetentionSettings
 from agent.store.db import Database
@@ -119,6 +120,15 @@ def purge(
         report.rows[name] = int(n)
         if n and not dry_run:
             conn.execute(delete(target).where(where))
+    if not dry_run:
+        audit.record(
+            s,
+            actor="system:retention",
+            action="purge",
+            purpose="retention periods",
+            detail=", ".join(f"{n} {name}" for name, n in report.rows.items() if n),
+            now=now,
+        )
     return report, [] if dry_run else files
 
 

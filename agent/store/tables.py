@@ -259,3 +259,21 @@ class WebhookDelivery(SQLModel, table=True):
 def table(model: type[SQLModel]) -> Table:
     """The Core table of a model, for the hot paths that skip the ORM."""
     return cast(Table, model.__table__)  # type: ignore[attr-defined]
+
+
+class ProcessingLog(SQLModel, table=True):
+    """Who processed whose data, when and why. Append-only (the database refuses changes).
+
+    ``subjects`` names people by contact id only, so the log keeps no personal data
+    and outlives an erasure.
+    """
+
+    __tablename__ = "processing_log"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: dt.datetime = _utc(nullable=False, index=True)
+    actor: str = Field(max_length=200)  # "cli:<user>", "token:<name>", "system:<job>"
+    action: str = Field(max_length=40)  # export, erase, purge, access, ...
+    subjects: str = Field(default="", max_length=2000)  # "contact:12 contact:40"
+    purpose: str = Field(default="", max_length=500)
+    detail: str = Field(default="", max_length=2000)
