@@ -71,7 +71,9 @@ async def test_the_agent_understands_and_answers(
     assert len(words(caller_lines[0]) & words(line)) >= 0.7 * len(words(line))
 
     timings = [e for e in session.events if isinstance(e, TurnTimings)]
-    assert len(timings) == 1 and timings[0].response_s < 5.0
+    # A bound against a hung pipeline, not a speed check (that is scripts/bench-latency):
+    # on two shared cores one turn took 8.5 s while other work ran.
+    assert len(timings) == 1 and timings[0].response_s < 20.0
 
     # What the customer heard after its question is intelligible speech.
     said = customer.said[0]
