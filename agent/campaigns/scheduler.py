@@ -111,18 +111,24 @@ class Scheduler:
     async def _call(self, request: CallRequest) -> None:
         log.info("attempt %d (%s): calling", request.attempt_id, request.campaign)
         try:
-            async with asyncio.timeout(self.settings.call_timeout_s):
-                result = await self.placer.place_call(request)
-        except asyncio.CancelledError:
-            # The server is stopping: the call's end was not seen.
-            result = CallResult(AttemptStatus.INTERRUPTED)
-            await asyncio.shield(self._finish(request, result))
-            raise
-        except Exception as exc:
-            log.warning("attempt %d: the call failed: %s", request.attempt_id, type(exc).__name__)
-            result = CallResult(AttemptStatus.FAILED)
-        try:
-            await self._finish(request, result)
+            try:
+                async with asyncio.timeout(self.settings.call_timeout_s):
+                    result = await self.placer.place_call(request)
+            except asyncio.CancelledError:
+                # The server is stopping: the call's end was not seen.
+                await asyncio.shield(self._finish(request, CallResult(AttemptStatus.INTERRUPTED)))
+                raise
+            except Exception as exc:
+                log.warning(
+                    "attempt %d: the call failed: %s", request.attempt_id, type(exc).__name__
+                )
+                result = CallResult(AttemptStatus.FAILED)
+            try:
+                await self._finish(request, result)
+            except Exception:
+                # The attempt stays open in the database; the next start counts it as
+                # interrupted and its job is retried then.
+                log.exception("attempt %d: its end could not be recorded", request.attempt_id)
         finally:
             self.calls.pop(request.attempt_id, None)
             self._wake.set()
