@@ -14,17 +14,14 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import insert, update
 from sqlalchemy import select as sa_select
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from agent.campaigns.phones import normalize_phone
 from agent.campaigns.records import (
     CheckoutRecord,
-    Delivery,
     IntakeRecord,
     LineItem,
     OrderRecord,
-    records_to_json,
 )
 from agent.campaigns.records import Consent as ConsentRecord
 from agent.campaigns.settings import CampaignSettings
@@ -41,7 +38,6 @@ from agent.store.tables import (
     Decision,
     JobState,
     Order,
-    WebhookDelivery,
     table,
 )
 
@@ -112,42 +108,6 @@ class Intake:
             if c.kind == "abandoned_checkout":
                 return c
         return None
-
-    async def accept(self, delivery: Delivery) -> IntakeResult:
-        """Applies a verified webhook delivery once; a repeat is reported as a duplicate."""
-        return await self.db.run(lambda s: self.accept_delivery(s, delivery))
-
-    async def accept_records(self, records: Iterable[IntakeRecord]) -> IntakeResult:
-        items = list(records)
-        return await self.db.run(lambda s: self.ingest_all(s, items))
-
-    def accept_delivery(self, s: Session, delivery: Delivery) -> IntakeResult:
-        now = self.clock()
-        seen = s.exec(
-            select(WebhookDelivery.id).where(
-                WebhookDelivery.source == delivery.source,
-                WebhookDelivery.delivery_id == delivery.delivery_id,
-            )
-        ).first()
-        if seen is not None:
-            return IntakeResult(duplicate=True)
-        s.add(
-            WebhookDelivery(
-                source=delivery.source,
-                delivery_id=delivery.delivery_id,
-                topic=delivery.topic,
-                records=records_to_json(delivery.records),
-                received_at=now,
-                processed_at=now,
-            )
-        )
-        try:
-            s.flush()
-        except IntegrityError:
-            # Another worker recorded the same delivery a moment ago.
-            s.rollback()
-            return IntakeResult(duplicate=True)
-        return self.ingest_all(s, delivery.records)
 
     def ingest_all(self, s: Session, records: Iterable[IntakeRecord]) -> IntakeResult:
         total = IntakeResult()

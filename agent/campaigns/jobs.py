@@ -19,7 +19,14 @@ from sqlalchemy import and_, bindparam, insert, update
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, select
 
-from agent.campaigns.eligibility import CallRules, Candidate, Reason, Verdict, evaluate
+from agent.campaigns.eligibility import (
+    IN_CALL_RECHECK,
+    CallRules,
+    Candidate,
+    Reason,
+    Verdict,
+    evaluate,
+)
 from agent.campaigns.localtime import CallingWindow
 from agent.campaigns.records import Address, Channel
 from agent.campaigns.records import Consent as ConsentRecord
@@ -42,7 +49,6 @@ log = logging.getLogger(__name__)
 FINAL_OUTCOMES = frozenset(
     {"opted_out", "declined", "purchased", "wrong_person", "completed", "not_interested"}
 )
-IN_CALL_RECHECK = dt.timedelta(minutes=2)
 RETRY_WAITS = {
     AttemptStatus.BUSY: "busy_min",
     AttemptStatus.NO_ANSWER: "no_answer_min",

@@ -12,7 +12,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from functools import partial
 from typing import Protocol
 
@@ -59,7 +59,6 @@ class Scheduler:
         self.calls: dict[int, asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
         self._stopping = False
-        self.on_call_done: Callable[[CallRequest, CallResult], Awaitable[None]] | None = None
         # Set to seal transcripts (encryption at rest).
         self.keys: DataKeys | None = None
         # False: transcripts are not stored at all (the merchant's choice).
@@ -143,8 +142,6 @@ class Scheduler:
             )
         )
         log.info("attempt %d: %s", request.attempt_id, result.outcome or result.status.value)
-        if self.on_call_done is not None:
-            await self.on_call_done(request, result)
 
     async def run(self) -> None:
         """Recovers, then ticks until :meth:`stop`."""

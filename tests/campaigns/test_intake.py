@@ -9,7 +9,6 @@ from decimal import Decimal
 import pytest
 from sqlmodel import Session, select
 
-from agent.campaigns.records import Delivery
 from agent.store.tables import (
     AttemptStatus,
     Attribution,
@@ -72,14 +71,6 @@ def test_same_checkout_twice_changes_nothing_but_a_later_cart_moves_the_due_time
     store.db.call(lambda s: store.intake.ingest(s, checkout(abandoned_at=later)))
     [job] = _all(store, CallJob)
     assert job.due_at == later + dt.timedelta(minutes=30)
-
-
-async def test_a_repeated_delivery_is_reported_as_a_duplicate(store: Store) -> None:
-    delivery = Delivery("shopify", "delivery-1", "checkouts/create", (checkout(),))
-    first = await store.intake.accept(delivery)
-    second = await store.intake.accept(delivery)
-    assert not first.duplicate and second.duplicate
-    assert len(_all(store, Checkout)) == 1
 
 
 def test_invalid_number_is_kept_out_with_a_reason(store: Store) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 from collections import Counter
 from collections.abc import Iterator
 from functools import partial
@@ -156,12 +155,6 @@ async def test_two_servers_on_postgresql_never_dial_the_same_job(postgres_url: s
     finally:
         for _, st in stores:
             st.db.close()
-
-
-def test_scheduler_settings_defaults() -> None:
-    s = SchedulerSettings()
-    assert s.voice_slots >= 1 and s.server_id
-    assert dt.timedelta(seconds=s.call_timeout_s) > dt.timedelta(minutes=1)
 
 
 async def test_transcripts_are_not_kept_when_the_merchant_says_so(store: Store) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import zipfile
@@ -14,6 +15,7 @@ from sqlalchemy import select as sa_select
 from sqlmodel import Session, select
 
 from agent.campaigns.attempts import finish_attempt
+from agent.campaigns.inbox import Inbox
 from agent.campaigns.jobs import CallResult, claim_due
 from agent.campaigns.records import Delivery
 from agent.privacy.crypto import RECORDING_CONTEXT, DataKeys
@@ -47,7 +49,13 @@ def _customer_with_history(store: Store, folder: Path) -> None:
     dana = checkout("c-dana", phone=DANA["phone"], email=DANA["email"])
     other = checkout("c-other", phone=OTHER_PHONE, email="other@example.com")
     inbox_row = Delivery("shopify", "d-dana", "checkouts/create", (dana,))
-    store.db.call(lambda s: store.intake.accept_delivery(s, inbox_row))
+
+    async def deliver() -> None:
+        inbox = Inbox(store.db, store.intake, clock=store.clock)
+        await inbox.put(inbox_row)
+        await inbox.apply_pending()
+
+    asyncio.run(deliver())
     store.db.call(lambda s: store.intake.ingest(s, other))
     campaigns = {c.name: c for c in store.settings.campaigns}
     now = store.clock()
