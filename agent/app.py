@@ -236,7 +236,8 @@ class Server:
             max_channels=settings.trunk.max_channels,
         )
         self.inbox.on_applied = lambda _: self.scheduler.wake()
-        self.web = make_web_app(self, max_body_kb=settings.web.max_body_kb)
+        self.keys: DataKeys | None = None
+        self.web = make_web_app(self)
         self._runner: web.AppRunner | None = None
         self._scheduler_task: asyncio.Task[None] | None = None
         self._reseal_task: asyncio.Task[None] | None = None
@@ -250,8 +251,9 @@ class Server:
         await asyncio.to_thread(self.db.migrate)
         p = self.settings.privacy
         self.scheduler.keep_transcripts = p.keep_transcripts
+        # The keys also seal the second factor of the dashboard's users.
+        self.keys = keys = await asyncio.to_thread(ensure_keys, self.settings.keys_file)
         if p.encrypt_recordings or p.encrypt_transcripts:
-            keys = await asyncio.to_thread(ensure_keys, self.settings.keys_file)
             self.placer.keys = keys if p.encrypt_recordings else None
             self.scheduler.keys = keys if p.encrypt_transcripts else None
             self._reseal_task = asyncio.create_task(

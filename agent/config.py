@@ -29,12 +29,12 @@ from agent.campaigns.settings import (
     IntakeSettings,
     SchedulerSettings,
     StoreSettings,
-    WebSettings,
     check_campaign_names,
     default_campaigns,
 )
 from agent.errors import ConfigError, ConfigProblem
 from agent.privacy.settings import PrivacySettings
+from agent.web.settings import WebSettings
 
 Port = Annotated[int, Field(ge=1, le=65535)]
 DEFAULT_CONFIG_PATH = Path("config.yaml")

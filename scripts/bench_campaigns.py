@@ -79,6 +79,9 @@ class _Served:
         self.inbox = Inbox(db, Intake(db, settings))
         self.scheduler = Scheduler(db, settings.scheduler, settings.campaigns, _NoCalls())
         self.ready = True
+        self.db = db
+        self.settings = settings
+        self.keys = None
 
 
 def _payloads(n: int, seed: int) -> list[bytes]:

@@ -33,14 +33,6 @@ class StoreSettings(_Section):
     echo_sql: bool = False
 
 
-class WebSettings(_Section):
-    """The HTTP server: webhooks, the API (and later the dashboard)."""
-
-    host: str = "127.0.0.1"
-    port: int = Field(8080, ge=1, le=65535)
-    max_body_kb: int = Field(1024, ge=1)
-
-
 class IntakeSettings(_Section):
     """Where checkouts come from; a source without a secret is switched off."""
 
@@ -149,7 +141,6 @@ __all__ = [
     "RetrySettings",
     "SchedulerSettings",
     "StoreSettings",
-    "WebSettings",
     "check_campaign_names",
     "default_campaigns",
 ]

@@ -176,7 +176,7 @@ class Outcome(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     attempt_id: int = Field(foreign_key="call_attempts.id", unique=True)
-    code: str = Field(max_length=40)
+    code: str = Field(max_length=40, index=True)
     note: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
     created_at: dt.datetime = _utc(nullable=False)
 
@@ -277,3 +277,77 @@ class ProcessingLog(SQLModel, table=True):
     subjects: str = Field(default="", max_length=2000)  # "contact:12 contact:40"
     purpose: str = Field(default="", max_length=500)
     detail: str = Field(default="", max_length=2000)
+
+
+class User(SQLModel, table=True):
+    """A person who signs in to the dashboard. ``role`` decides what they may see and do.
+
+    The second factor's secret is sealed with the data keys; recovery codes are kept as
+    hashes and each works once.
+    """
+
+    __tablename__ = "users"
+
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(max_length=320, unique=True)
+    name: str = Field(default="", max_length=200)
+    role: str = Field(max_length=16)  # owner, admin, analyst, agent
+    # For the agent role: the campaigns whose calls they may see (empty: none).
+    campaigns: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+    password_hash: str = Field(max_length=200)
+    totp_sealed: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    mfa_enabled: bool = False
+    recovery_hashes: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+    failed_logins: int = 0
+    locked_until: dt.datetime | None = _utc(nullable=True)
+    disabled: bool = False
+    created_at: dt.datetime = _utc(nullable=False)
+    updated_at: dt.datetime = _utc(nullable=False)
+
+
+class WebSession(SQLModel, table=True):
+    """A signed-in browser. The cookie holds a random key; only its hash is stored."""
+
+    __tablename__ = "web_sessions"
+
+    id: int | None = Field(default=None, primary_key=True)
+    key_hash: str = Field(max_length=64, unique=True)
+    user_id: int = Field(foreign_key="users.id", index=True)
+    # False between the password and the second factor (or its enrolment).
+    mfa_passed: bool = False
+    csrf_token: str = Field(max_length=64)
+    created_at: dt.datetime = _utc(nullable=False)
+    seen_at: dt.datetime = _utc(nullable=False)
+
+
+class ApiToken(SQLModel, table=True):
+    """A bearer token for an integration, with scopes. Only its hash is stored."""
+
+    __tablename__ = "api_tokens"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=100, unique=True)
+    token_hash: str = Field(max_length=64, unique=True)
+    scopes: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+    created_by: str = Field(max_length=200)
+    created_at: dt.datetime = _utc(nullable=False)
+    last_used_at: dt.datetime | None = _utc(nullable=True)
+    revoked_at: dt.datetime | None = _utc(nullable=True)
+
+
+class OutboundEvent(SQLModel, table=True):
+    """A call outcome waiting to be posted to a configured webhook (an outbox: kept until sent)."""
+
+    __tablename__ = "outbound_events"
+    __table_args__ = (Index("ix_outbound_events_due", "delivered_at", "next_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    target: str = Field(max_length=2000)  # the webhook's URL
+    kind: str = Field(max_length=40)  # call.outcome
+    attempt_id: int = Field(foreign_key="call_attempts.id", index=True)
+    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    tries: int = 0
+    next_at: dt.datetime = _utc(nullable=False)
+    delivered_at: dt.datetime | None = _utc(nullable=True)
+    last_error: str | None = Field(default=None, max_length=200)
+    created_at: dt.datetime = _utc(nullable=False)

@@ -24,6 +24,7 @@ from agent.campaigns.webhooks import (
     parse_shopify,
     parse_woocommerce,
 )
+from agent.web.access import public
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,7 @@ def _secret(request: web.Request, source: str) -> str | None:
     return value.get_secret_value() if value else None
 
 
+@public
 async def webhook(request: web.Request) -> web.Response:
     """POST /webhooks/{source}: a signed delivery (Shopify, WooCommerce or the generic format)."""
     source = request.match_info["source"]
@@ -94,6 +96,7 @@ def _bearer_ok(request: web.Request) -> bool:
     return hmac.compare_digest(given.encode(), expected.encode())
 
 
+@public
 async def api_records(request: web.Request) -> web.Response:
     """POST /api/v1/events: checkouts and orders in the generic schema, with a bearer token."""
     if not _bearer_ok(request):

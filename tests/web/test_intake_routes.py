@@ -34,6 +34,9 @@ class Served:
         self.inbox = Inbox(db, Intake(db, settings, Clock()))
         self.scheduler = Scheduler(db, SchedulerSettings(), settings.campaigns, FakePlacer())
         self.ready = True
+        self.db = db
+        self.settings = settings
+        self.keys = None
 
 
 Client = tuple[TestClient[Any, Any], Database, Served]
