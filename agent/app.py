@@ -15,7 +15,7 @@ from aiohttp import web
 
 from agent.campaigns.inbox import Inbox
 from agent.campaigns.intake import Intake
-from agent.campaigns.jobs import CallRequest, CallResult
+from agent.campaigns.jobs import CallObserver, CallRequest, CallResult
 from agent.campaigns.scheduler import Scheduler
 from agent.config import Settings
 from agent.conversation.calls import Conversations
@@ -146,12 +146,32 @@ class CampaignCalls:
         self.conversations = conversations
         # Set to seal each recording as soon as its call ends (encryption at rest).
         self.keys: DataKeys | None = None
+        self.observers: list[CallObserver] = []
+
+    def _notify(self, method: str, *args: object) -> None:
+        for observer in self.observers:
+            try:
+                getattr(observer, method)(*args)
+            except Exception:
+                log.exception("a call observer failed on %s", method)
 
     async def place_call(self, request: CallRequest) -> CallResult:
+        call_id = f"cl-a{request.attempt_id}-{uuid.uuid4().hex[:12]}"
+        self._notify("call_started", request, call_id)
+        try:
+            result = await self._place(request, call_id)
+        except BaseException:
+            self._notify("call_ended", request, CallResult(AttemptStatus.FAILED, call_id=call_id))
+            raise
+        self._notify("call_ended", request, result)
+        return result
+
+    async def _place(self, request: CallRequest, call_id: str) -> CallResult:
         placed, session = await self.conversations.place(
             self.telephony,
             request.phone_e164,
-            call_id=f"cl-a{request.attempt_id}-{uuid.uuid4().hex[:12]}",
+            call_id=call_id,
+            on_event=lambda event: self._notify("call_event", request, event),
         )
         s = self.telephony.settings
         try:

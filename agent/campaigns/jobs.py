@@ -13,7 +13,7 @@ import logging
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from sqlalchemy import and_, bindparam, insert, update
 from sqlalchemy import select as sa_select
@@ -89,6 +89,20 @@ class CallResult:
     turns: list[dict[str, Any]] = field(default_factory=list)
     recording: str | None = None  # the mixed recording's path on this machine
     recording_bytes: int = 0
+
+
+class CallObserver(Protocol):
+    """Follows campaign calls as they happen (the live view, the metrics).
+
+    Called on the event loop; an observer must not block and must not raise.
+    ``event`` is one of the conversation's events (``agent.conversation.events``).
+    """
+
+    def call_started(self, request: CallRequest, call_id: str) -> None: ...
+
+    def call_event(self, request: CallRequest, event: object) -> None: ...
+
+    def call_ended(self, request: CallRequest, result: CallResult) -> None: ...
 
 
 def call_rules(c: CampaignSettings) -> CallRules:

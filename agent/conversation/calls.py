@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from agent.config import TurnSettings
+from agent.conversation.events import SessionEvent
 from agent.conversation.session import CallSession, Policy
 from agent.speech.models import Speech
 from agent.telephony.audiosocket import AudioSocketCall
@@ -28,9 +30,9 @@ class Conversations:
         self.turn = turn
         self.sessions: dict[str, CallSession] = {}
 
-    def _session(self) -> CallSession:
+    def _session(self, on_event: Callable[[SessionEvent], None] | None = None) -> CallSession:
         # The media arrives later; the session only needs it once it runs.
-        return CallSession(None, self.speech, self.policy, self.turn)  # type: ignore[arg-type]
+        return CallSession(None, self.speech, self.policy, self.turn, on_event=on_event)  # type: ignore[arg-type]
 
     async def place(
         self,
@@ -40,9 +42,10 @@ class Conversations:
         amd: bool | None = None,
         record: bool | None = None,
         call_id: str | None = None,
+        on_event: Callable[[SessionEvent], None] | None = None,
     ) -> tuple[PlacedCall, CallSession]:
-        """Prepares a session, then dials ``number``."""
-        session = self._session()
+        """Prepares a session, then dials ``number``; ``on_event`` hears what is said."""
+        session = self._session(on_event)
         await session.prepare()
         placed = await telephony.dialer.place(number, amd=amd, record=record, call_id=call_id)
         self.sessions[placed.call_id] = session

@@ -248,3 +248,23 @@ def revoke_token(s: Session, name: str) -> None:
         raise AccountError("no token with this name")
     row.revoked_at = _now()
     s.add(row)
+
+
+def list_users(s: Session) -> list[User]:
+    return list(s.exec(select(User).order_by(col(User.email))))
+
+
+def list_tokens(s: Session) -> list[ApiToken]:
+    return list(s.exec(select(ApiToken).order_by(col(ApiToken.name))))
+
+
+def set_disabled(s: Session, user: User, disabled: bool) -> None:
+    """A disabled user cannot sign in; their sessions end at their next request."""
+    user.disabled = disabled
+    user.updated_at = _now()
+    s.add(user)
+
+
+def may_manage(actor_role: Role, target_role: Role) -> bool:
+    """Owners manage everyone; admins manage everyone but owners (and cannot make one)."""
+    return actor_role is Role.OWNER or (actor_role is Role.ADMIN and target_role is not Role.OWNER)
