@@ -148,11 +148,13 @@ def build_parser() -> argparse.ArgumentParser:
     from agent.privacy.cli import add_commands as add_privacy_commands
     from agent.simulator.cli import add_commands as add_call_commands
     from agent.speech.cli import add_commands as add_model_commands
+    from agent.web.cli import add_commands as add_user_commands
 
     add_campaign_commands(sub)
     add_privacy_commands(sub)
     add_call_commands(sub)
     add_model_commands(sub)
+    add_user_commands(sub)
     return parser
 
 

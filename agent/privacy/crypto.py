@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 MAGIC = b"CLE1"
 RECORDING_CONTEXT = "recording"
 TRANSCRIPT_CONTEXT = "transcript"
+TOTP_CONTEXT = "cartline/totp"  # the dashboard users' second-factor secrets
 ENV_KEYS = "CARTLINE_DATA_KEYS"
 SEALED_SUFFIX = ".enc"
 _KEY_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")

@@ -13,20 +13,22 @@ import logging
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import Any
 
+from sqlalchemy import Column, update
 from sqlalchemy import select as sa_select
-from sqlalchemy import update
 from sqlmodel import Session
 
 from agent.privacy.crypto import (
     RECORDING_CONTEXT,
     SEALED_SUFFIX,
+    TOTP_CONTEXT,
     TRANSCRIPT_CONTEXT,
     DataKeys,
     file_sealed_with,
 )
 from agent.store.db import Database
-from agent.store.tables import Recording, Transcript, table
+from agent.store.tables import Recording, Transcript, User, table
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +37,7 @@ log = logging.getLogger(__name__)
 class Resealed:
     transcripts: int = 0
     recordings: int = 0
+    secrets: int = 0  # the dashboard users' second-factor secrets
 
 
 def recording_files(path: Path) -> list[Path]:
@@ -43,23 +46,24 @@ def recording_files(path: Path) -> list[Path]:
     return [path.with_name(f"{name}{part}.wav{SEALED_SUFFIX}") for part in ("", "-in", "-out")]
 
 
-def _reseal_transcripts(s: Session, keys: DataKeys, after: int, batch: int) -> tuple[int, int]:
-    t = table(Transcript)
+def _reseal_column(
+    s: Session, keys: DataKeys, column: Column[Any], context: str, after: int, batch: int
+) -> tuple[int, int]:
+    """Re-seals a sealed column in up to ``batch`` rows after id ``after``."""
+    t = column.table
     conn = s.connection()
     rows = conn.execute(
-        sa_select(t.c.id, t.c.sealed)
-        .where(t.c.id > after, t.c.sealed.is_not(None))
+        sa_select(t.c.id, column)
+        .where(t.c.id > after, column.is_not(None))
         .order_by(t.c.id)
         .limit(batch)
     ).all()
     done = 0
     for row_id, sealed in rows:
         if keys.needs_reseal(sealed):
-            plain = keys.open(sealed, TRANSCRIPT_CONTEXT)
+            plain = keys.open(sealed, context)
             conn.execute(
-                update(t)
-                .where(t.c.id == row_id)
-                .values(sealed=keys.seal(plain, TRANSCRIPT_CONTEXT))
+                update(t).where(t.c.id == row_id).values({column.name: keys.seal(plain, context)})
             )
             done += 1
     return (rows[-1][0] if rows else 0), done
@@ -85,12 +89,29 @@ def _reseal_files(keys: DataKeys, paths: list[str]) -> int:
 async def reseal_all(db: Database, keys: DataKeys, batch: int = 100) -> Resealed:
     """Re-seals every transcript and recording not sealed with the active key."""
     out = Resealed()
-    after = 0
-    while True:
-        after, n = await db.run(partial(_reseal_transcripts, keys=keys, after=after, batch=batch))
-        out.transcripts += n
-        if after == 0:
-            break
+    columns = (
+        (table(Transcript).c.sealed, TRANSCRIPT_CONTEXT),
+        (table(User).c.totp_sealed, TOTP_CONTEXT),
+    )
+    for column, context in columns:
+        after = 0
+        while True:
+            after, n = await db.run(
+                partial(
+                    _reseal_column,
+                    keys=keys,
+                    column=column,
+                    context=context,
+                    after=after,
+                    batch=batch,
+                )
+            )
+            if context == TRANSCRIPT_CONTEXT:
+                out.transcripts += n
+            else:
+                out.secrets += n
+            if after == 0:
+                break
     after = 0
     while True:
         rows = await db.run(partial(_recording_paths, after=after, batch=batch))

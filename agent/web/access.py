@@ -131,7 +131,7 @@ def needs(handler: object) -> frozenset[Scope] | str | None:
     return value
 
 
-PRINCIPAL = "cartline.principal"
+PRINCIPAL = web.RequestKey("principal", Principal)
 
 
 def principal(request: web.Request) -> Principal:

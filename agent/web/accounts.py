@@ -18,12 +18,11 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from sqlmodel import Session, col, select
 
-from agent.privacy.crypto import DataKeys
+from agent.privacy.crypto import TOTP_CONTEXT, DataKeys
 from agent.store.tables import ApiToken, User
 from agent.web.access import Role, Scope
 from agent.web.settings import AuthSettings
 
-TOTP_CONTEXT = "cartline/totp"
 RECOVERY_CODES = 10
 MIN_PASSWORD = 12
 _hasher = PasswordHasher()

@@ -6,15 +6,24 @@ import asyncio
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlmodel import select
 
 from agent.campaigns.attempts import finish_attempt, transcript_turns
 from agent.campaigns.jobs import CallResult, claim_due
-from agent.privacy.crypto import RECORDING_CONTEXT, TRANSCRIPT_CONTEXT, DataKeys, file_sealed_with
+from agent.privacy.crypto import (
+    RECORDING_CONTEXT,
+    TRANSCRIPT_CONTEXT,
+    DataKeys,
+    file_sealed_with,
+    sealed_with,
+)
 from agent.privacy.rotation import recording_files, reseal_all
-from agent.store.tables import AttemptStatus, Recording, Transcript
+from agent.store.tables import AttemptStatus, Recording, Transcript, User
+from agent.web import accounts
+from agent.web.access import Role
 from tests.campaigns.helpers import Clock, Store, checkout, open_store, settings_with
 
 K1 = {"k1": bytes([1]) * 32}
@@ -79,3 +88,19 @@ async def test_reseal_everything_while_calls_keep_ending(store: Store, tmp_path:
         for f in recording_files(Path(r.path)):
             assert file_sealed_with(f) == "k2"
             assert only_new.open_file(f, RECORDING_CONTEXT).startswith(b"RIFF")
+
+
+async def test_reseal_covers_the_dashboard_users_second_factor(store: Store) -> None:
+    old, new = DataKeys(K1, "k1"), DataKeys(K12, "k2")
+
+    def enrol(s: Any) -> None:
+        user = accounts.add_user(s, "boss@shop.example", "a long enough secret", Role.OWNER)
+        accounts.enable_mfa(user, old, "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP")
+        s.add(user)
+
+    store.db.call(enrol)
+    done = await reseal_all(store.db, new)
+    assert done.secrets == 1
+    user = store.db.call(lambda s: s.exec(select(User)).one())
+    assert user.totp_sealed is not None and sealed_with(user.totp_sealed) == "k2"
+    assert accounts.totp_secret(new, user) == "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from yarl import URL
 
 from agent.campaigns.inbox import Inbox
 from agent.campaigns.intake import Intake
@@ -63,8 +64,14 @@ class Web:
         CSRF token. The cookie is set on the client."""
         user_id = await self.user(role, campaigns=campaigns)
         key, csrf = await self.db.run(lambda s: auth.new_session(s, user_id, mfa_passed=True))
-        self.client.session.cookie_jar.update_cookies({auth.SESSION_COOKIE: key})
+        self.set_cookie(key)
         return csrf
+
+    def set_cookie(self, key: str) -> None:
+        """Sets the session cookie as the server would (for this host)."""
+        self.client.session.cookie_jar.update_cookies(
+            {auth.SESSION_COOKIE: key}, response_url=URL(str(self.client.make_url("/")))
+        )
 
     async def token(self, *scopes: Scope, name: str | None = None) -> str:
         label = name or f"token-{os.urandom(3).hex()}"
