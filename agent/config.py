@@ -27,7 +27,9 @@ from pydantic import (
 from agent.campaigns.settings import (
     CampaignSettings,
     IntakeSettings,
+    MerchantSettings,
     SchedulerSettings,
+    SmsSettings,
     StoreSettings,
     check_campaign_names,
     default_campaigns,
@@ -274,6 +276,8 @@ class Settings(_Section):
     scheduler: SchedulerSettings = SchedulerSettings()
     campaigns: tuple[CampaignSettings, ...] = Field(default_factory=default_campaigns)
     privacy: PrivacySettings = PrivacySettings()
+    merchant: MerchantSettings = MerchantSettings()
+    sms: SmsSettings = SmsSettings()
     # Where Cartline keeps its own state (PID files, rendered configuration, the SQLite file).
     state_dir: Path = Path("var")
 

@@ -123,6 +123,58 @@ class SchedulerSettings(_Section):
     call_timeout_s: float = Field(900, gt=0)
 
 
+class MerchantSettings(_Section):
+    """Who the customers hear from: named in calls, text messages and their replies."""
+
+    name: str = Field("Example Store", min_length=1, max_length=60)
+    # Where customers reach a person: a phone number, an email address or both.
+    phone: str | None = Field(None, pattern=r"^\+?[0-9 ()-]{3,25}$")
+    email: str | None = Field(None, max_length=320)
+    website: str | None = Field(None, max_length=200)
+
+    @property
+    def contact(self) -> str:
+        parts = [p for p in (self.phone, self.email, self.website) if p]
+        return " or ".join(parts) if parts else self.name
+
+
+class SmsSettings(_Section):
+    """Text messages over the merchant's trunk (SIP MESSAGE), and the replies to keywords.
+
+    Templates may use ``{merchant}`` and ``{contact}``. Customers' keywords (STOP,
+    UNSUBSCRIBE, CANCEL, END, QUIT; HELP; START) are always honoured, whatever this says.
+    """
+
+    enabled: bool = True
+    # Appended to every message Cartline sends first (not to keyword replies).
+    footer: str = Field("Reply STOP to opt out.", max_length=100)
+    stop_reply: str = Field(
+        "{merchant}: you are unsubscribed and will get no more texts or calls from us. "
+        "Reply START to subscribe again.",
+        max_length=320,
+    )
+    help_reply: str = Field(
+        "{merchant}: reminders about your order. For help contact {contact}. "
+        "Reply STOP to opt out.",
+        max_length=320,
+    )
+    start_reply: str = Field(
+        "{merchant}: you are subscribed again. Reply HELP for help, STOP to opt out.",
+        max_length=320,
+    )
+
+    @field_validator("stop_reply", "help_reply", "start_reply")
+    @classmethod
+    def _placeholders(cls, value: str) -> str:
+        try:
+            value.format(merchant="m", contact="c")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(
+                f"unknown placeholder {exc}; use {{merchant}} and {{contact}}"
+            ) from None
+        return value
+
+
 def default_campaigns() -> tuple[CampaignSettings, ...]:
     return (CampaignSettings(name="checkout-recovery"),)
 
@@ -138,8 +190,10 @@ def check_campaign_names(campaigns: tuple[CampaignSettings, ...]) -> tuple[Campa
 __all__ = [
     "CampaignSettings",
     "IntakeSettings",
+    "MerchantSettings",
     "RetrySettings",
     "SchedulerSettings",
+    "SmsSettings",
     "StoreSettings",
     "check_campaign_names",
     "default_campaigns",

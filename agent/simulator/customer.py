@@ -272,6 +272,17 @@ class CustomerSimulator:
         )
         return call
 
+    async def send_message(self, sender: str, body: str, merchant_uri: str) -> None:
+        """Texts the merchant from ``sender`` (a SIP MESSAGE over the trunk).
+
+        ``merchant_uri`` is the merchant's number at its SIP address, like
+        ``sip:+15550100000@127.0.0.1:5061``.
+        """
+        assert self._ami is not None, "start() the simulator first"
+        await self._ami.message_send(
+            f"pjsip:merchant/{merchant_uri}", f"sip:{sender}@customer.invalid", body
+        )
+
     # -- the call's audio -----------------------------------------------------------
 
     async def _on_audio(self, conn: AudioSocketCall) -> None:
