@@ -69,9 +69,11 @@ class CallRequest:
     checkout_id: int
     first_name: str | None
     items: list[dict[str, Any]]
-    total: str
+    total: str | None
     currency: str
     checkout_url: str | None
+    last_name: str | None = None
+    city: str | None = None
 
 
 @dataclass(frozen=True)
@@ -390,7 +392,8 @@ def claim_due(
         if not verdict.allowed:
             holds.add(job, verdict, now)
             continue
-        ready.append(_start_attempt(s, job, server_id, now))
+        fields = frozenset(campaigns[job.campaign].customer_fields)
+        ready.append(_start_attempt(s, job, server_id, now, fields))
         data.open_calls.add(job.contact_id)  # one call per person at a time, within a batch too
     holds.write(s)
     return ready, decided
@@ -406,7 +409,9 @@ def _contact_free(s: Session, contact_id: int) -> bool:
     return repo.open_attempts(s, contact_id) == 0
 
 
-def _start_attempt(s: Session, row: _Job, server_id: str, now: dt.datetime) -> CallRequest:
+def _start_attempt(
+    s: Session, row: _Job, server_id: str, now: dt.datetime, fields: frozenset[str]
+) -> CallRequest:
     job = s.get(CallJob, row.id)
     checkout = s.get(Checkout, row.checkout_id)
     contact = s.get(Contact, row.contact_id)
@@ -429,15 +434,18 @@ def _start_attempt(s: Session, row: _Job, server_id: str, now: dt.datetime) -> C
     decide(s, job, "call", Reason.OK.value, now, detail=f"attempt {job.attempts}")
     s.flush()
     assert attempt.id is not None
+    # Only the fields the campaign allows reach the conversation (and so the model).
     return CallRequest(
         attempt_id=attempt.id,
         job_id=row.id,
         campaign=job.campaign,
         phone_e164=contact.phone_e164,
         checkout_id=checkout.id,
-        first_name=contact.first_name,
-        items=list(checkout.items),
-        total=str(checkout.total),
+        first_name=contact.first_name if "first_name" in fields else None,
+        last_name=contact.last_name if "last_name" in fields else None,
+        city=contact.city if "city" in fields else None,
+        items=list(checkout.items) if "items" in fields else [],
+        total=str(checkout.total) if "total" in fields else None,
         currency=checkout.currency,
-        checkout_url=checkout.checkout_url,
+        checkout_url=checkout.checkout_url if "checkout_url" in fields else None,
     )

@@ -68,6 +68,9 @@ class RetrySettings(_Section):
     interrupted_min: float = Field(240, ge=0)
 
 
+CustomerField = Literal["first_name", "last_name", "city", "items", "total", "checkout_url"]
+
+
 class CampaignSettings(_Section):
     """One campaign: what triggers it, when it may call, how often, and what counts as success."""
 
@@ -94,6 +97,9 @@ class CampaignSettings(_Section):
     attribution_days: int = Field(7, ge=1, le=90)
     # This many failed calls in a row pause the campaign (the trunk is probably down).
     breaker_failures: int = Field(5, ge=1)
+    # The customer's details the conversation (and its language model) may see; anything
+    # not listed never reaches it. The phone number is used to dial, never shown to it.
+    customer_fields: tuple[CustomerField, ...] = ("first_name", "items", "total", "checkout_url")
 
     @model_validator(mode="after")
     def _window(self) -> CampaignSettings:

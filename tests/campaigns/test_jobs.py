@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
+from decimal import Decimal
 from functools import partial
 
 import pytest
@@ -184,3 +185,30 @@ def test_recover_leaves_other_servers_live_calls_alone(store: Store) -> None:
     n = store.db.call(lambda s: recover(s, "srv-2", now, _campaigns(store), dt.timedelta(hours=1)))
     assert n == 0
     assert _job(store).state == JobState.DIALING
+
+
+@pytest.mark.parametrize(
+    ("fields", "seen"),
+    [
+        (None, {"first_name": "Dana", "items": 1, "total": True, "checkout_url": True}),
+        (("items",), {"first_name": None, "items": 1, "total": False, "checkout_url": False}),
+        ((), {"first_name": None, "items": 0, "total": False, "checkout_url": False}),
+    ],
+)
+def test_the_call_carries_only_the_fields_the_campaign_allows(
+    database_url: str, fields: tuple[str, ...] | None, seen: dict[str, object]
+) -> None:
+    extra = {} if fields is None else {"customer_fields": fields}
+    with open_store(database_url, settings_with(delay_min=0, **extra), Clock()) as st:
+        st.db.call(lambda s: st.intake.ingest(s, checkout()))
+        [req], _ = _claim(st)
+    got = {
+        "first_name": req.first_name,
+        "items": len(req.items),
+        "total": req.total is not None,
+        "checkout_url": req.checkout_url is not None,
+    }
+    assert got == seen
+    if req.total is not None:
+        assert Decimal(req.total) == Decimal("120")
+    assert req.last_name is None and req.city is None  # never allowed by these settings
