@@ -9,11 +9,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from sqlmodel import Session, col, or_, select
 
 from agent.campaigns.jobs import FINAL_OUTCOMES, RETRY_WAITS, CallResult, decide
+from agent.campaigns.notify import enqueue_outcome
 from agent.campaigns.settings import CampaignSettings
 from agent.privacy.crypto import TRANSCRIPT_CONTEXT, DataKeys
 from agent.store import repository as repo
@@ -27,6 +29,7 @@ from agent.store.tables import (
     Recording,
     Transcript,
 )
+from agent.web.settings import OutcomeWebhookSettings
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +41,12 @@ def finish_attempt(
     now: dt.datetime,
     campaigns: dict[str, CampaignSettings],
     keys: DataKeys | None = None,
+    webhooks: Sequence[OutcomeWebhookSettings] = (),
 ) -> None:
     """Records how a call ended and what its job does next (retry, or never again).
 
-    With ``keys`` the transcript is stored sealed (encrypted at rest).
+    With ``keys`` the transcript is stored sealed (encrypted at rest). The outcome is
+    queued for each of ``webhooks`` in this same transaction (``agent.campaigns.notify``).
     """
     attempt = s.get(CallAttempt, attempt_id)
     if attempt is None or attempt.ended_at is not None:
@@ -77,6 +82,7 @@ def finish_attempt(
                 created_at=now,
             )
         )
+    enqueue_outcome(s, attempt, result, now, webhooks)
     campaign = campaigns.get(attempt.campaign)
     _breaker(s, attempt.campaign, result.status, campaign, now)
     job = s.get(CallJob, attempt.job_id) if attempt.job_id is not None else None
@@ -146,6 +152,7 @@ def recover(
     now: dt.datetime,
     campaigns: dict[str, CampaignSettings],
     stale_after: dt.timedelta,
+    webhooks: Sequence[OutcomeWebhookSettings] = (),
 ) -> int:
     """Closes the calls a stopped server left open: this server's, and any far too old.
 
@@ -163,7 +170,9 @@ def recover(
     ).all()
     for attempt in rows:
         assert attempt.id is not None
-        finish_attempt(s, attempt.id, CallResult(AttemptStatus.INTERRUPTED), now, campaigns)
+        finish_attempt(
+            s, attempt.id, CallResult(AttemptStatus.INTERRUPTED), now, campaigns, webhooks=webhooks
+        )
     return len(rows)
 
 

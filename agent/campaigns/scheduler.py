@@ -22,6 +22,7 @@ from agent.campaigns.settings import CampaignSettings, SchedulerSettings
 from agent.privacy.crypto import DataKeys
 from agent.store.db import Database
 from agent.store.tables import AttemptStatus
+from agent.web.settings import OutcomeWebhookSettings
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], dt.datetime]
@@ -63,6 +64,8 @@ class Scheduler:
         self.keys: DataKeys | None = None
         # False: transcripts are not stored at all (the merchant's choice).
         self.keep_transcripts = True
+        # Told of every call's end, through the outbox (agent.campaigns.notify).
+        self.outcome_webhooks: tuple[OutcomeWebhookSettings, ...] = ()
 
     @property
     def free_slots(self) -> int:
@@ -73,7 +76,14 @@ class Scheduler:
         now = self.clock()
         stale = dt.timedelta(seconds=self.settings.call_timeout_s * 2)
         n = await self.db.run(
-            lambda s: recover(s, self.settings.server_id, now, self.campaigns, stale)
+            lambda s: recover(
+                s,
+                self.settings.server_id,
+                now,
+                self.campaigns,
+                stale,
+                webhooks=self.outcome_webhooks,
+            )
         )
         if n:
             log.warning("%d call(s) open at the last stop were counted as interrupted", n)
@@ -138,7 +148,13 @@ class Scheduler:
             result = dataclasses.replace(result, turns=[])
         await self.db.run(
             lambda s: finish_attempt(
-                s, request.attempt_id, result, now, self.campaigns, keys=self.keys
+                s,
+                request.attempt_id,
+                result,
+                now,
+                self.campaigns,
+                keys=self.keys,
+                webhooks=self.outcome_webhooks,
             )
         )
         log.info("attempt %d: %s", request.attempt_id, result.outcome or result.status.value)

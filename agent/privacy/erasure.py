@@ -37,6 +37,7 @@ from agent.store.tables import (
     Decision,
     DoNotCall,
     Order,
+    OutboundEvent,
     Outcome,
     Recording,
     Transcript,
@@ -109,6 +110,7 @@ def find_subject(
         (Outcome, "outcomes"),
         (Transcript, "transcripts"),
         (Recording, "recordings"),
+        (OutboundEvent, "outbound_events"),
     ):
         t = table(model)
         ids[name] = select_ids(t, t.c.attempt_id.in_(ids["call_attempts"]))
@@ -152,7 +154,7 @@ _TABLES: dict[str, Table] = {
         table(m)
         for m in (
             Contact, Checkout, Order, Consent, DoNotCall, CallJob, CallAttempt, Outcome,
-            Transcript, Recording, Decision, Attribution, WebhookDelivery,
+            Transcript, Recording, Decision, Attribution, WebhookDelivery, OutboundEvent,
         )
     )
 }  # fmt: skip
@@ -211,7 +213,8 @@ def write_archive(
 
 
 _ERASE_ORDER = (
-    "attributions", "outcomes", "transcripts", "recordings", "call_attempts", "decisions",
+    "attributions", "outcomes", "transcripts", "recordings", "outbound_events",
+    "call_attempts", "decisions",
     "call_jobs", "orders", "checkouts", "consents", "webhook_deliveries", "contacts",
 )  # fmt: skip
 

@@ -4,7 +4,7 @@ Classes and their clocks:
 - recordings: when recorded. The row and its sealed files are removed.
 - transcripts: when stored.
 - analytics: call attempts and their outcomes and attributions, the decision log,
-  processed webhook deliveries; by when each happened.
+  processed webhook deliveries, outcome webhooks sent; by when each happened.
 - consents: when recorded.
 - do-not-call entries: when added.
 
@@ -36,6 +36,7 @@ from agent.store.tables import (
     Consent,
     Decision,
     DoNotCall,
+    OutboundEvent,
     Outcome,
     Recording,
     Transcript,
@@ -96,6 +97,12 @@ def purge(
         ("transcript(s)", tr, tr_where),
         ("outcome(s)", table(Outcome), table(Outcome).c.attempt_id.in_(old_attempts)),
         ("attribution(s)", table(Attribution), table(Attribution).c.attempt_id.in_(old_attempts)),
+        (
+            "outbound event(s)",
+            table(OutboundEvent),
+            (table(OutboundEvent).c.delivered_at < analytics_cut)
+            | table(OutboundEvent).c.attempt_id.in_(old_attempts),
+        ),
         ("call attempt(s)", att, att.c.started_at < analytics_cut),
         ("decision(s)", table(Decision), table(Decision).c.at < analytics_cut),
         (

@@ -29,12 +29,14 @@ from agent.privacy.erasure import (
 )
 from agent.privacy.retention import remove_files
 from agent.store import repository as repo
-from agent.store.tables import AttemptStatus, DoNotCall
+from agent.store.tables import AttemptStatus, DoNotCall, OutboundEvent
+from agent.web.settings import OutcomeWebhookSettings
 from tests.campaigns.helpers import Clock, Store, checkout, open_store, order, settings_with
 
 KEYS = DataKeys({"k1": bytes(range(32))}, "k1")
 DANA = {"phone": "+12125550123", "email": "dana.lee@example.com", "name": "Dana"}
 OTHER_PHONE = "+12125550777"
+CRM = OutcomeWebhookSettings.model_validate({"url": "https://crm.example/hook", "secret": "s"})
 
 
 @pytest.fixture
@@ -74,7 +76,7 @@ def _customer_with_history(store: Store, folder: Path) -> None:
         )
         store.db.call(
             lambda s, req=req, result=result: finish_attempt(  # type: ignore[misc]
-                s, req.attempt_id, result, now, campaigns, keys=KEYS
+                s, req.attempt_id, result, now, campaigns, keys=KEYS, webhooks=[CRM]
             )
         )
     store.db.call(lambda s: store.intake.ingest(s, order("o-dana", "c-dana")))
@@ -106,6 +108,7 @@ def test_export_then_erase_leaves_no_trace(store: Store, tmp_path: Path) -> None
         assert doc["contacts"][0]["email"] == DANA["email"]
         assert doc["transcripts"][0]["turns"][0]["text"].startswith("this is Dana")
         assert len(doc["orders"]) == 1 and len(doc["webhook_deliveries"]) == 1
+        assert doc["outbound_events"][0]["payload"]["checkout"]["external_id"] == "c-dana"
         assert (
             z.read(sorted(n for n in z.namelist() if n.startswith("recordings/"))[0])[:4] == b"RIFF"
         )
@@ -120,6 +123,9 @@ def test_export_then_erase_leaves_no_trace(store: Store, tmp_path: Path) -> None
     for trace in (DANA["phone"], DANA["phone"][2:], DANA["email"], "c-dana", "o-dana"):
         assert trace not in dump, trace
     assert OTHER_PHONE in dump  # the other customer is untouched
+    # The outcome webhook queued for Dana's call went with it; the other customer's stays.
+    outbox = store.db.call(lambda s: list(s.exec(select(OutboundEvent)).all()))
+    assert [e.payload["checkout"]["external_id"] for e in outbox] == ["c-other"]
     leftovers = [p.name for p in tmp_path.iterdir() if p.name.startswith("call-")]
     assert len(leftovers) == 3  # only the other customer's recording files
     with store.db.session() as s, pytest.raises(SubjectNotFound):
