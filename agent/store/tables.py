@@ -351,3 +351,25 @@ class OutboundEvent(SQLModel, table=True):
     delivered_at: dt.datetime | None = _utc(nullable=True)
     last_error: str | None = Field(default=None, max_length=200)
     created_at: dt.datetime = _utc(nullable=False)
+
+
+class PrivacyRequest(SQLModel, table=True):
+    """An export or erasure asked for through the API, and how it went.
+
+    It never holds the phone number or email it was asked for: ``subjects`` names the
+    people by contact id, as the processing log does.
+    """
+
+    __tablename__ = "privacy_requests"
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=16)  # export, erase
+    state: str = Field(max_length=16)  # pending, done, failed
+    requested_by: str = Field(max_length=200)
+    purpose: str = Field(default="", max_length=500)
+    contacts: int = 0
+    subjects: str = Field(default="", max_length=2000)  # "contact:12 contact:40"
+    archive_path: str | None = Field(default=None, max_length=1000)  # exports only
+    error: str | None = Field(default=None, max_length=200)
+    created_at: dt.datetime = _utc(nullable=False, index=True)
+    done_at: dt.datetime | None = _utc(nullable=True)
