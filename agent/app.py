@@ -16,7 +16,9 @@ from aiohttp import web
 from agent.campaigns.inbox import Inbox
 from agent.campaigns.intake import Intake
 from agent.campaigns.jobs import CallObserver, CallRequest, CallResult
+from agent.campaigns.notify import keep_sending
 from agent.campaigns.scheduler import Scheduler
+from agent.campaigns.sms import TextInbox, TextSender
 from agent.config import Settings
 from agent.conversation.calls import Conversations
 from agent.conversation.session import Policy
@@ -33,6 +35,8 @@ from agent.telephony.dialer import Dialer, PlacedCall
 from agent.telephony.dialplan import pbx_instance
 from agent.telephony.outcomes import Amd, CallOutcome, CallStatus
 from agent.web.app import make_web_app
+from agent.web.live import LiveCalls
+from agent.web.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -248,6 +252,17 @@ class Server:
         self._inbox_db = Database(settings.database_url, echo=settings.store.echo_sql)
         self.inbox = Inbox(self.db, self.intake, writer_db=self._inbox_db)
         self.placer = CampaignCalls(self.telephony, self.conversations)
+        # Customers' texts to the merchant's number: STOP, HELP and START are acted on at once.
+        self.texts = TextInbox(
+            self.db.run,
+            self.telephony.send_text,
+            settings.sms,
+            settings.merchant,
+            settings.intake.default_region,
+        )
+        self.telephony.ami.add_listener(self.texts.on_ami_event)
+        # The merchant's own texts (the checkout link) go only to numbers that agreed.
+        self.text_sender = TextSender(self.db.run, self.telephony.send_text, settings.sms)
         self.scheduler = Scheduler(
             self.db,
             settings.scheduler,
@@ -257,11 +272,18 @@ class Server:
         )
         self.inbox.on_applied = lambda _: self.scheduler.wake()
         self.keys: DataKeys | None = None
-        self.web = make_web_app(self)
+        # The live view follows every campaign call (in memory only).
+        self.live = LiveCalls()
+        self.placer.observers.append(self.live)
+        self.metrics = Metrics(self.db, (c.name for c in settings.campaigns))
+        self.placer.observers.append(self.metrics)
+        self.scheduler.outcome_webhooks = settings.web.outcome_webhooks
+        self.web = make_web_app(self, live=self.live, metrics=self.metrics)
         self._runner: web.AppRunner | None = None
         self._scheduler_task: asyncio.Task[None] | None = None
         self._reseal_task: asyncio.Task[None] | None = None
         self._purge_task: asyncio.Task[None] | None = None
+        self._notify_task: asyncio.Task[None] | None = None
 
     @property
     def ready(self) -> bool:
@@ -280,6 +302,10 @@ class Server:
                 keep_resealing(self.db, keys, p.reseal_every_s), name="reseal"
             )
         self._purge_task = asyncio.create_task(keep_purging(self.db, p.retention), name="purge")
+        if self.settings.web.outcome_webhooks:
+            self._notify_task = asyncio.create_task(
+                keep_sending(self.db, self.settings.web.outcome_webhooks), name="outcome-webhooks"
+            )
         await self.telephony.start()
         self.inbox.start()
         self._runner = web.AppRunner(self.web, access_log=None)
@@ -291,7 +317,7 @@ class Server:
 
     async def stop(self, drain_s: float = 0) -> None:
         await self.scheduler.stop(drain_s=drain_s)
-        for task in (self._reseal_task, self._purge_task):
+        for task in (self._reseal_task, self._purge_task, self._notify_task):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

@@ -17,7 +17,10 @@ from agent.privacy.crypto import DataKeys
 from agent.store.db import Database
 from agent.web import auth
 from agent.web import intake as intake_routes
+from agent.web import live as live_routes
+from agent.web import metrics as metrics_routes
 from agent.web.access import public
+from agent.web.live import LiveCalls
 from agent.web.pages import STATIC
 
 
@@ -58,7 +61,16 @@ async def readiness(request: web.Request) -> web.Response:
     return web.json_response(body, status=200 if ready else 503)
 
 
-def make_web_app(served: Served) -> web.Application:
+def make_web_app(
+    served: Served, live: LiveCalls | None = None, metrics: metrics_routes.Metrics | None = None
+) -> web.Application:
+    """The application; ``live`` is the hub campaign calls report to (a quiet one if None).
+
+    ``metrics`` is the server's call observer for /metrics (if None, queue figures only).
+    """
+    # Imported here: the dashboard's pages read SERVED from this module.
+    from agent.web import dashboard, dashboard_compliance, dashboard_people, dashboard_users
+
     settings = served.settings.web
     app = web.Application(
         client_max_size=settings.max_body_kb * 1024,
@@ -69,5 +81,16 @@ def make_web_app(served: Served) -> web.Application:
     auth.add_routes(app, auth.AuthContext(served.db, settings, lambda: served.keys))
     app.router.add_get("/healthz", health)
     app.router.add_get("/readyz", readiness)
+    if metrics is None:
+        metrics = metrics_routes.Metrics(served.db, (c.name for c in served.settings.campaigns))
+    metrics_routes.add_routes(app, metrics, settings.metrics)
+    live_routes.add_routes(app, live or LiveCalls())
+    dashboard.add_routes(app)
+    dashboard_people.add_routes(app)
+    dashboard_compliance.add_routes(app)
+    dashboard_users.add_routes(app)
+    from agent.web import api  # imported here for the same reason as the dashboard
+
+    api.add_routes(app)
     app.router.add_static("/static", STATIC, append_version=False)
     return app
