@@ -126,7 +126,7 @@ async def site(tmp_path: Path, data_keys: DataKeys) -> AsyncIterator[Site]:
 
 def _routes(site: Site) -> set[tuple[str, str]]:
     found = set()
-    for route in site.web.client.app.router.routes():  # type: ignore[union-attr]
+    for route in site.web.client.app.router.routes():
         resource = route.resource
         if route.method == "HEAD" or resource is None or resource.canonical == "/static":
             continue
