@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 MAGIC = b"CLE1"
 RECORDING_CONTEXT = "recording"
 TRANSCRIPT_CONTEXT = "transcript"
+EXPORT_CONTEXT = "export"  # a customer's export archive, until it expires
 TOTP_CONTEXT = "cartline/totp"  # the dashboard users' second-factor secrets
 ENV_KEYS = "CARTLINE_DATA_KEYS"
 SEALED_SUFFIX = ".enc"

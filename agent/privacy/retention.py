@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
-from sqlalchemy import delete, func
+from sqlalchemy import delete, func, update
 from sqlalchemy import select as sa_select
 from sqlmodel import Session
 
@@ -37,6 +37,7 @@ from agent.store.tables import (
     Decision,
     DoNotCall,
     OutboundEvent,
+    PrivacyRequest,
     Outcome,
     Recording,
     Transcript,
@@ -58,7 +59,7 @@ class PurgeReport:
     def lines(self) -> list[str]:
         verb = "would remove" if self.dry_run else "removed"
         out = [f"{verb} {n} {name}" for name, n in self.rows.items()]
-        out.append(f"{verb} {self.files} recording file(s)")
+        out.append(f"{verb} {self.files} file(s) (recordings, export archives)")
         return out
 
 
@@ -122,6 +123,7 @@ def purge(
             table(DoNotCall).c.created_at < _ago(now, keep.do_not_call_days),
         ),
     ]
+    files.extend(_expire_exports(s, _ago(now, keep.exports_days), report, dry_run=dry_run))
     for name, target, where in steps:
         n = conn.execute(sa_select(func.count()).select_from(target).where(where)).scalar_one()
         report.rows[name] = int(n)
@@ -137,6 +139,21 @@ def purge(
             now=now,
         )
     return report, [] if dry_run else files
+
+
+def _expire_exports(
+    s: Session, cut: dt.datetime, report: PurgeReport, *, dry_run: bool
+) -> list[Path]:
+    """Export archives past their time: the request stays (as expired), the file goes."""
+    t = table(PrivacyRequest)
+    where = (t.c.kind == "export") & t.c.archive_path.is_not(None) & (t.c.done_at < cut)
+    rows = s.connection().execute(sa_select(t.c.id, t.c.archive_path).where(where)).all()
+    report.rows["export archive(s)"] = len(rows)
+    paths = [Path(p) for _, p in rows if Path(p).exists()]
+    report.files += len(paths)
+    if not dry_run and rows:
+        s.connection().execute(update(t).where(where).values(archive_path=None, state="expired"))
+    return paths
 
 
 def _sealed_name(path: Path) -> Path:

@@ -19,6 +19,8 @@ class RetentionSettings(BaseModel):
     # Proof of consent and do-not-call requests: keep them as long as a claim can be made.
     consents_days: int = Field(1825, ge=1)
     do_not_call_days: int = Field(1825, ge=1)
+    # A customer's export archive (asked for through the API) can be downloaded this long.
+    exports_days: int = Field(7, ge=1)
     # The daily purge runs at this hour (UTC).
     purge_hour_utc: int = Field(3, ge=0, le=23)
 

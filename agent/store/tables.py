@@ -154,6 +154,11 @@ class CallAttempt(SQLModel, table=True):
     """One dialled call. Written before dialling, so a crash can never hide a call."""
 
     __tablename__ = "call_attempts"
+    # The dashboard's overview groups a period's calls by day, campaign and status:
+    # this index answers it without reading the rows.
+    __table_args__ = (
+        Index("ix_call_attempts_started_campaign_status", "started_at", "campaign", "status"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     job_id: int | None = Field(default=None, foreign_key="call_jobs.id", index=True)

@@ -30,6 +30,7 @@ from agent.privacy.erasure import (
     recording_paths,
     write_archive,
 )
+from agent.privacy.crypto import EXPORT_CONTEXT, SEALED_SUFFIX
 from agent.privacy.retention import remove_files
 from agent.store.tables import PrivacyRequest
 from agent.web.access import Scope, principal, requires
@@ -124,6 +125,10 @@ async def create_export(request: web.Request) -> web.Response:
         write_archive(
             target[0], export_document(s, subject, keys), recording_paths(s, subject), keys
         )
+        if keys is not None:
+            # The archive holds everything on the person: it is sealed at rest like the
+            # recordings, and opened only as it is downloaded.
+            target[0] = keys.seal_file(target[0], EXPORT_CONTEXT)
         row.state, row.archive_path, row.done_at = "done", str(target[0]), dt.datetime.now(dt.UTC)
         s.add(row)
         return row
@@ -260,14 +265,18 @@ async def download_archive(request: web.Request) -> web.StreamResponse:
     path = await request.app[SERVED].db.run(find)
     if path is None:
         not_found("archive")
-    return web.FileResponse(
-        path,
-        headers={
-            "Content-Type": "application/zip",
-            "Content-Disposition": f'attachment; filename="export-{request_id}.zip"',
-            "Cache-Control": "private, no-store",
-        },
-    )
+    headers = {
+        "Content-Type": "application/zip",
+        "Content-Disposition": f'attachment; filename="export-{request_id}.zip"',
+        "Cache-Control": "private, no-store",
+    }
+    if not path.endswith(SEALED_SUFFIX):
+        return web.FileResponse(path, headers=headers)
+    keys = request.app[SERVED].keys
+    if keys is None:
+        raise web.HTTPServiceUnavailable(text="the data keys are not loaded")
+    data = await asyncio.to_thread(keys.open_file, Path(path), EXPORT_CONTEXT)
+    return web.Response(body=data, headers=headers)
 
 
 def add_routes(app: web.Application) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import func
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from agent.privacy.retention import next_run, run_purge
 from agent.privacy.settings import RetentionSettings
@@ -19,6 +19,7 @@ from agent.store.tables import (
     Consent,
     Decision,
     DoNotCall,
+    PrivacyRequest,
     Recording,
     Transcript,
 )
@@ -154,3 +155,39 @@ def test_the_daily_purge_runs_at_its_hour() -> None:
     at = dt.datetime(2026, 6, 2, 2, 30, tzinfo=dt.UTC)
     assert next_run(at, 3) == dt.datetime(2026, 6, 2, 3, 0, tzinfo=dt.UTC)
     assert next_run(at, 2) == dt.datetime(2026, 6, 3, 2, 0, tzinfo=dt.UTC)
+
+
+async def test_export_archives_expire_and_their_requests_say_so(
+    store: Store, tmp_path: Path
+) -> None:
+    now = T0 + dt.timedelta(days=30)
+    cut = now - dt.timedelta(days=7)
+    archives = {}
+    for name, done in (("old", cut - SECOND), ("young", cut + SECOND)):
+        archives[name] = tmp_path / f"export-{name}.zip.enc"
+        archives[name].write_bytes(b"CLE1 sealed")
+
+        def add(s: Session, path: Path = archives[name], at: dt.datetime = done) -> None:
+            s.add(
+                PrivacyRequest(
+                    kind="export",
+                    state="done",
+                    requested_by="test",
+                    contacts=1,
+                    subjects="contact:1",
+                    archive_path=str(path),
+                    created_at=at,
+                    done_at=at,
+                )
+            )
+
+        store.db.call(add)
+    dry = await run_purge(store.db, KEEP, now, dry_run=True)
+    assert dry.rows["export archive(s)"] == 1 and archives["old"].exists()
+    report = await run_purge(store.db, KEEP, now)
+    assert report.rows["export archive(s)"] == 1
+    assert not archives["old"].exists() and archives["young"].exists()
+    rows = store.db.call(
+        lambda s: s.exec(select(PrivacyRequest).order_by(col(PrivacyRequest.id))).all()
+    )
+    assert [(r.state, r.archive_path is None) for r in rows] == [("expired", True), ("done", False)]
