@@ -9,6 +9,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from agent.conversation.script import ScriptSettings, check_script
+
 Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 WEEKDAYS: tuple[Weekday, ...] = (
     "monday",
@@ -100,6 +102,13 @@ class CampaignSettings(_Section):
     # The customer's details the conversation (and its language model) may see; anything
     # not listed never reaches it. The phone number is used to dial, never shown to it.
     customer_fields: tuple[CustomerField, ...] = ("first_name", "items", "total", "checkout_url")
+    # What the agent says and may do in this campaign's calls (docs/conversation.md).
+    script: ScriptSettings = ScriptSettings()
+
+    @model_validator(mode="after")
+    def _script_fields(self) -> CampaignSettings:
+        check_script(self.script, self.customer_fields)
+        return self
 
     @model_validator(mode="after")
     def _window(self) -> CampaignSettings:

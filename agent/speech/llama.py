@@ -10,10 +10,12 @@ from __future__ import annotations
 import json
 import urllib.request
 from collections.abc import AsyncGenerator, Iterator, Sequence
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from agent.config import LlamaSettings, OpenAiLlmSettings
+from agent.speech.grammar import continuation, open_string, settled_json
 from agent.speech.protocols import ChatMessage
 from agent.speech.weights import PACKAGED, WeightsError, packaged_llm
 from agent.speech.worker import ModelWorker, StopFlag
@@ -29,6 +31,9 @@ def gguf_path(settings: LlamaSettings, models_dir: Path) -> Path:
         if f.read(4) != b"GGUF":
             raise WeightsError(f"speech.llm.model: {path} is not a GGUF file")
     return path
+
+
+FREE_STRING_TOKENS = 60  # a spoken sentence or two; longer fails the schema's maxLength
 
 
 class LlamaLlm:
@@ -47,13 +52,19 @@ class LlamaLlm:
         if settings.state_cache_mb:
             self._llm.set_cache(LlamaRAMCache(capacity_bytes=settings.state_cache_mb << 20))
         self._worker = ModelWorker("llama")
+        self._formatter = _chat_formatter(self._llm)
 
-    def _tokens(self, messages: Sequence[ChatMessage], stop: StopFlag) -> Iterator[str]:
+    def _tokens(
+        self, messages: Sequence[ChatMessage], stop: StopFlag, **extra: Any
+    ) -> Iterator[str]:
+        options: dict[str, Any] = {
+            "temperature": self._settings.temperature,
+            "max_tokens": self._settings.max_tokens,
+        }
         stream = self._llm.create_chat_completion(
             messages=[{"role": m.role, "content": m.content} for m in messages],
-            temperature=self._settings.temperature,
-            max_tokens=self._settings.max_tokens,
             stream=True,
+            **(options | extra),
         )
         for part in stream:
             if stop.is_set:
@@ -68,12 +79,119 @@ class LlamaLlm:
     ) -> AsyncGenerator[str, None]:
         return self._worker.stream(lambda: self._tokens(messages, stop), stop)
 
+    async def choose(
+        self, messages: Sequence[ChatMessage], schema: dict[str, Any], stop: StopFlag
+    ) -> str:
+        """One JSON object under ``schema``: a grammar makes any other token impossible.
+
+        Greedy, so the same words lead to the same choice. Where the schema
+        allows (see :mod:`agent.speech.grammar`), the fixed opening goes into
+        the prompt and the answer ends as soon as only one ending is left.
+        """
+        key = json.dumps(schema, sort_keys=True)
+        rest = _continuation(key) if self._formatter is not None else None
+
+        def written() -> Iterator[str]:
+            if stop.is_set:  # before the prompt is evaluated, which takes longest
+                yield ""
+                return
+            if rest is None:
+                text = ""
+                pieces = self._tokens(messages, stop, grammar=_grammar(key), temperature=0.0)
+            else:
+                text = rest.opening
+                pieces = self._continue(messages, rest.opening, rest.grammar, schema, stop)
+            for piece in pieces:
+                text += piece
+                if (whole := settled_json(text, schema)) is not None:
+                    text = whole
+                    break
+            yield text
+
+        return "".join([t async for t in self._worker.stream(written, stop)])
+
+    def _continue(
+        self,
+        messages: Sequence[ChatMessage],
+        opening: str,
+        grammar: str,
+        schema: dict[str, Any],
+        stop: StopFlag,
+    ) -> Iterator[str]:
+        from llama_cpp.llama_grammar import LlamaGrammar
+
+        assert self._formatter is not None
+        # Formatted and tokenized as create_chat_completion does, so the two share
+        # the cached start of the prompt.
+        chat = self._formatter(messages=[{"role": m.role, "content": m.content} for m in messages])
+        prompt: list[int] = self._llm.tokenize(
+            chat.prompt.encode(), add_bos=not chat.added_special, special=True
+        )
+        text = opening
+        closing = None
+        constrained = LlamaGrammar.from_string(grammar, verbose=False)
+        for piece in self._complete(prompt + self._plain(opening), stop, {"grammar": constrained}):
+            text += piece
+            yield piece
+            if (closing := open_string(text, schema)) is not None:
+                break
+        if closing is None:
+            return
+        # The string's words without the grammar: it costs most there, and a
+        # quote or line end is all that can end a JSON string here.
+        free = {"stop": ['"', "\n"], "max_tokens": FREE_STRING_TOKENS}
+        yield from self._complete(prompt + self._plain(text), stop, free)
+        yield closing
+
+    def _plain(self, text: str) -> list[int]:
+        return list(self._llm.tokenize(text.encode(), add_bos=False, special=False))
+
+    def _complete(
+        self, prompt: list[int], stop: StopFlag, options: dict[str, Any]
+    ) -> Iterator[str]:
+        defaults = {"temperature": 0.0, "max_tokens": self._settings.max_tokens, "stream": True}
+        for part in self._llm.create_completion(prompt, **(defaults | options)):
+            if stop.is_set:
+                break
+            text = part["choices"][0].get("text")
+            if text:
+                yield str(text)
+
     async def warm_up(self, system_prompt: str) -> None:
         """Evaluates the system prompt once so the first call finds it cached."""
         async for _ in self.stream_reply(
             [ChatMessage("system", system_prompt), ChatMessage("user", "Hello?")], StopFlag()
         ):
             pass
+
+
+def _chat_formatter(llm: Any) -> Any:
+    """The formatter create_chat_completion uses with this model's own template, if it does."""
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+    template = llm.metadata.get("tokenizer.chat_template")
+    if llm.chat_format != "chat_template.default" or llm.chat_handler is not None or not template:
+        return None
+    eos, bos = llm.token_eos(), llm.token_bos()
+    return Jinja2ChatFormatter(
+        template=template,
+        eos_token=llm._model.token_get_text(eos) if eos != -1 else "",
+        bos_token=llm._model.token_get_text(bos) if bos != -1 else "",
+        stop_token_ids=[eos],
+    )
+
+
+@lru_cache(maxsize=32)
+def _continuation(schema_json: str) -> Any:
+    return continuation(json.loads(schema_json))
+
+
+@lru_cache(maxsize=32)
+def _grammar(schema_json: str) -> Any:
+    # A call's schema is the same every turn: its grammar is built once.
+    from llama_cpp.llama_grammar import LlamaGrammar
+
+    return LlamaGrammar.from_json_schema(schema_json, verbose=False)
 
 
 class OpenAiLlm:
@@ -83,7 +201,9 @@ class OpenAiLlm:
         self._settings = settings
         self._worker = ModelWorker("llm-http")
 
-    def _tokens(self, messages: Sequence[ChatMessage], stop: StopFlag) -> Iterator[str]:
+    def _tokens(
+        self, messages: Sequence[ChatMessage], stop: StopFlag, **extra: Any
+    ) -> Iterator[str]:
         s = self._settings
         body = json.dumps(
             {
@@ -93,6 +213,7 @@ class OpenAiLlm:
                 "max_tokens": s.max_tokens,
                 "stream": True,
             }
+            | extra
         ).encode()
         request = urllib.request.Request(
             s.url.rstrip("/") + "/chat/completions",
@@ -115,6 +236,20 @@ class OpenAiLlm:
         self, messages: Sequence[ChatMessage], stop: StopFlag
     ) -> AsyncGenerator[str, None]:
         return self._worker.stream(lambda: self._tokens(messages, stop), stop)
+
+    async def choose(
+        self, messages: Sequence[ChatMessage], schema: dict[str, Any], stop: StopFlag
+    ) -> str:
+        """One JSON object under ``schema``, asked for with ``response_format``."""
+        response_format = {
+            "type": "json_schema",
+            "json_schema": {"name": "action", "schema": schema, "strict": True},
+        }
+        tokens = self._worker.stream(
+            lambda: self._tokens(messages, stop, response_format=response_format, temperature=0.0),
+            stop,
+        )
+        return "".join([t async for t in tokens])
 
     async def warm_up(self, system_prompt: str) -> None:
         return None

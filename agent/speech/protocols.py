@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from agent.speech.worker import StopFlag
 
@@ -48,6 +48,16 @@ class Llm(Protocol):
         self, messages: Sequence[ChatMessage], stop: StopFlag
     ) -> AsyncGenerator[str, None]:
         """The reply's text as it is written, token by token."""
+        ...
+
+    async def choose(
+        self, messages: Sequence[ChatMessage], schema: dict[str, Any], stop: StopFlag
+    ) -> str:
+        """One complete JSON object that follows ``schema`` (a JSON schema).
+
+        The backend constrains the model to the schema where it can. Setting
+        ``stop`` ends the work early; what was written by then is returned.
+        """
         ...
 
 

@@ -21,6 +21,7 @@ from sqlmodel import Session, col, select
 from agent.campaigns.phones import normalize_phone
 from agent.errors import CartlineError
 from agent.privacy import audit
+from agent.privacy.crypto import EXPORT_CONTEXT, SEALED_SUFFIX
 from agent.privacy.erasure import (
     Subject,
     SubjectNotFound,
@@ -30,7 +31,6 @@ from agent.privacy.erasure import (
     recording_paths,
     write_archive,
 )
-from agent.privacy.crypto import EXPORT_CONTEXT, SEALED_SUFFIX
 from agent.privacy.retention import remove_files
 from agent.store.tables import PrivacyRequest
 from agent.web.access import Scope, principal, requires

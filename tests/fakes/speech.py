@@ -8,6 +8,7 @@ import math
 import time
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from agent.audio.pacer import Pacer
 from agent.speech.models import Speech
@@ -54,12 +55,32 @@ class FakeStt:
 
 @dataclass
 class FakeLlm:
-    """Writes ``reply`` word by word; notes whether it was stopped early."""
+    """Writes ``reply`` word by word; notes whether it was stopped early.
 
-    reply: str
+    :meth:`choose` answers with the scripted ``choices``, one per call, in order
+    (``{"action": "end_call"}`` once they run out), and keeps what it was asked.
+    """
+
+    reply: str = ""
     token_s: float = 0.02
     requests: list[list[ChatMessage]] = field(default_factory=list)
     stopped_early: int = 0
+    choices: list[str] = field(default_factory=list)
+    choose_requests: list[tuple[list[ChatMessage], dict[str, Any]]] = field(default_factory=list)
+
+    async def choose(
+        self, messages: Sequence[ChatMessage], schema: dict[str, Any], stop: StopFlag
+    ) -> str:
+        self.choose_requests.append((list(messages), schema))
+        await asyncio.sleep(0)
+        return self.choices.pop(0) if self.choices else '{"action": "end_call"}'
+
+    @property
+    def prompts(self) -> str:
+        """Everything :meth:`stream_reply` and :meth:`choose` were shown, as one text."""
+        shown = [m for ms in self.requests for m in ms]
+        shown += [m for ms, _ in self.choose_requests for m in ms]
+        return "\n".join(m.content for m in shown)
 
     async def stream_reply(
         self, messages: Sequence[ChatMessage], stop: StopFlag

@@ -57,3 +57,16 @@ async def test_streams_tokens_from_the_endpoint(server: str) -> None:
     assert request["auth"] == "Bearer k-123"
     assert request["model"] == "qwen" and request["stream"] is True
     assert request["messages"] == [{"role": "user", "content": "hi"}]
+
+
+async def test_choose_asks_for_the_schema_and_joins_the_answer(server: str) -> None:
+    llm = OpenAiLlm(OpenAiLlmSettings(kind="openai", url=server, model="qwen"))
+    schema = {"type": "object", "properties": {"action": {"const": "end_call"}}}
+    got = await llm.choose([ChatMessage("user", "bye")], schema, StopFlag())
+    assert got == "".join(TOKENS)
+    request = Handler.requests[-1]
+    assert request["response_format"] == {
+        "type": "json_schema",
+        "json_schema": {"name": "action", "schema": schema, "strict": True},
+    }
+    assert request["temperature"] == 0.0 and request["stream"] is True

@@ -147,9 +147,7 @@ async def _status(site: Site, method: str, path: str, headers: dict[str, str]) -
     client = site.web.client
     if path == "/live/events":
         # An event stream never ends by itself: the answer's status is enough.
-        async with client.request(
-            method, path, headers=headers, allow_redirects=False
-        ) as response:
+        async with client.request(method, path, headers=headers, allow_redirects=False) as response:
             return response.status
     response = await client.request(
         method, path, headers=headers, allow_redirects=False, data=b"" if method == "POST" else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import zipfile
@@ -169,7 +170,7 @@ async def test_an_export_is_archived_and_downloaded(
     assert "5550123" not in stored.model_dump_json()  # the request keeps no number
     # The archive is sealed at rest: no zip header, no name, on disk.
     assert stored.archive_path is not None and stored.archive_path.endswith(".zip.enc")
-    on_disk = Path(stored.archive_path).read_bytes()
+    on_disk = await asyncio.to_thread(Path(stored.archive_path).read_bytes)
     assert not on_disk.startswith(b"PK") and b"Dana" not in on_disk
     assert stored.subjects == f"contact:{dana.contact_id}"
     r = await web.client.get("/api/v1/privacy-requests", headers=bearer(token))
