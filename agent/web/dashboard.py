@@ -17,11 +17,10 @@ from sqlalchemy import func
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, select
 
-from agent.privacy import audit
-from agent.store import repository as repo
 from agent.store.tables import CallAttempt, CallJob, CampaignState, JobState, table
 from agent.web import dashboard_chart, reports
-from agent.web.access import Principal, Scope, principal, requires
+from agent.web.access import Scope, principal, requires
+from agent.web.api_campaigns import change_paused
 from agent.web.app import SERVED, Served
 from agent.web.pages import environment, render
 
@@ -184,24 +183,9 @@ async def campaigns_page(request: web.Request) -> web.Response:
 
 async def _set_paused(request: web.Request, paused: bool) -> web.Response:
     name = request.match_info["name"]
-    who: Principal = principal(request)
     if name not in campaign_names(request):
         raise web.HTTPNotFound(text="no such campaign")
-    now = dt.datetime.now(dt.UTC)
-
-    def change(s: Session) -> None:
-        repo.set_paused(s, name, paused, "dashboard" if paused else None, now)
-        audit.record(
-            s,
-            actor=who.actor,
-            action="campaign_paused" if paused else "campaign_resumed",
-            detail=f"campaign {name}",
-            now=now,
-        )
-
-    await served(request).db.run(change)
-    if not paused:
-        served(request).scheduler.wake()
+    await change_paused(served(request), name, paused, principal(request))
     raise web.HTTPSeeOther(f"/campaigns?done={'paused' if paused else 'resumed'}-{name}")
 
 
