@@ -45,6 +45,18 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_config_reference(args: argparse.Namespace) -> int:
+    from agent.config_reference import reference
+
+    text = reference()
+    if args.out:
+        Path(args.out).write_text(text)
+        print(f"wrote {args.out}")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 def cmd_asterisk(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     state = settings.state_dir
@@ -90,13 +102,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 async def _serve(settings: Settings, drain_s: float) -> int:
     from agent.app import Server
-    from agent.conversation.session import PlaceholderPolicy
+    from agent.campaigns.calling import opening_prompt
     from agent.speech.models import load_speech
 
-    policy = PlaceholderPolicy()
     print("loading the speech models ...", flush=True)
-    speech = await load_speech(settings.speech, policy.system_prompt())
-    server = Server(settings, speech, policy)
+    prompt = opening_prompt(settings.campaigns[0], settings.merchant)
+    speech = await load_speech(settings.speech, prompt)
+    server = Server(settings, speech)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -125,6 +137,12 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check-config", help="validate a config file and list its problems")
     check.add_argument("path", nargs="?", help="config file (default: ./config.yaml)")
     check.set_defaults(func=cmd_check_config)
+
+    ref = sub.add_parser(
+        "config-reference", help="every config.yaml option, as Markdown (docs/config-reference.md)"
+    )
+    ref.add_argument("--out", type=Path, help="write it to this file (default: print it)")
+    ref.set_defaults(func=cmd_config_reference)
 
     ast = sub.add_parser("asterisk", help="render, start, stop or inspect Cartline's Asterisk")
     ast.add_argument("action", choices=["render", "start", "stop", "status"])
