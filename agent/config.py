@@ -123,12 +123,31 @@ class TrunkSettings(_Section):
     sip_bind_host: str = "127.0.0.1"
     sip_port: Port = 5060
     media_address: str = "127.0.0.1"
+    # Behind NAT: the public address the trunk must see in SIP and SDP, and the networks
+    # that are local (no rewriting for them), e.g. ["10.0.0.0/8", "192.168.0.0/16"].
+    external_address: str | None = None
+    local_nets: tuple[str, ...] = ()
     rtp_port_start: Port = 10000
     rtp_port_end: Port = 10999
     ring_timeout_s: float = Field(30.0, gt=0, le=300)
     max_channels: int = Field(30, ge=1)
 
     _hosts = field_validator("host", "sip_bind_host", "media_address")(_check_host)
+
+    @field_validator("external_address")
+    @classmethod
+    def _external(cls, value: str | None) -> str | None:
+        return None if value is None else _check_host(value)
+
+    @field_validator("local_nets")
+    @classmethod
+    def _nets(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for net in value:
+            try:
+                ipaddress.ip_network(net, strict=False)
+            except ValueError:
+                raise ValueError(f"{net!r} is not a network like 192.168.0.0/16") from None
+        return value
 
     @model_validator(mode="after")
     def _rtp_range(self) -> TrunkSettings:

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from agent.config import Settings
+from agent.config import Settings, TrunkSettings
 from agent.errors import AsteriskError
 
 _PLACEHOLDER = re.compile(r"\{\{\s*([a-z_]+)\s*\}\}")
@@ -160,7 +160,7 @@ def pbx_values(settings: Settings) -> dict[str, str]:
         "trunk_host": t.host,
         "trunk_contact": f"{t.host}:{t.port}",
         "sip_bind": f"{t.sip_bind_host}:{t.sip_port}",
-        "transport_extra": "",
+        "transport_extra": _nat_lines(t),
         "codecs": ",".join(t.codecs),
         "media_address": t.media_address,
         "from_user": t.from_user,
@@ -177,6 +177,18 @@ def pbx_values(settings: Settings) -> dict[str, str]:
         "rtp_start": str(t.rtp_port_start),
         "rtp_end": str(t.rtp_port_end),
     }
+
+
+def _nat_lines(t: TrunkSettings) -> str:
+    """The transport's NAT settings: what the trunk sees as Asterisk's address."""
+    if t.external_address is None:
+        return ""
+    lines = [
+        f"external_media_address = {t.external_address}",
+        f"external_signaling_address = {t.external_address}",
+    ]
+    lines += [f"local_net = {net}" for net in t.local_nets]
+    return "\n".join(lines)
 
 
 def simulator_values(settings: Settings) -> dict[str, str]:

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from agent.config import parse_settings
-from agent.errors import AsteriskError
+from agent.errors import AsteriskError, ConfigError
 from agent.telephony.dialplan import render_pbx, render_simulator, render_text
 
 
@@ -72,6 +72,21 @@ def test_trunk_credentials_add_auth_and_registration(fake_root: Path) -> None:
     assert "outbound_auth = trunk-auth" in pjsip
     assert "type = registration" in pjsip and "server_uri = sip:198.51.100.7:5062" in pjsip
     assert re.search(r"username = acct1\npassword = pw1", pjsip)
+
+
+def test_behind_nat_the_transport_names_the_public_address(fake_root: Path) -> None:
+    base = {"asterisk": {"root": str(fake_root), "instance": "unit"}}
+    render_pbx(parse_settings(base))
+    pjsip = fake_root / "etc/cartline/unit/pjsip_cartline.conf"
+    assert "external_media_address" not in pjsip.read_text()
+    nat = {"external_address": "203.0.113.9", "local_nets": ["10.0.0.0/8", "192.168.0.0/16"]}
+    render_pbx(parse_settings({**base, "trunk": nat}))
+    text = pjsip.read_text()
+    assert "external_media_address = 203.0.113.9" in text
+    assert "external_signaling_address = 203.0.113.9" in text
+    assert "local_net = 10.0.0.0/8\nlocal_net = 192.168.0.0/16" in text
+    with pytest.raises(ConfigError, match="not a network"):
+        parse_settings({"trunk": {"local_nets": ["lan"]}})
 
 
 def test_render_simulator_overrides_the_pbx_files(fake_root: Path) -> None:
