@@ -34,9 +34,10 @@ WHEN: dict[type[ActionModel], str] = {
     OfferDiscount: "hesitates over the price",
     ScheduleCallback: 'asks to be called later; "when" is the time in their words',
     TransferToPerson: "wants to talk to a person",
-    AlreadyPurchased: "already bought or ordered",
+    # "Changed my mind" is no purchase: a wrong "purchased" credits a sale that never happened.
+    AlreadyPurchased: "says they already bought or ordered it",
     WrongPerson: "wrong person or wrong number",
-    NotInterested: "declines",
+    NotInterested: "declines or changed their mind",
     OptOut: "asks not to be called again",
     EndCall: "says goodbye",
 }

@@ -28,6 +28,12 @@ _CONTRACTIONS = [
 ]
 _TARGET = r"(?:me|us|this number|my number|here|my phone|this phone)"
 _LIST = r"(?:(?:your|the|this|that|a|any|all|of)\s+)*(?:\w+\s+){0,2}list"
+# A call, or the whole contact ("text or call", "contact"); bare, only a call ends the request.
+_CALL = r"(?:call|ring|phone|contact)"
+_CALLS = r"(?:(?:text|message|email)\s+(?:or|and)\s+)?" + _CALL + r"(?:\s+(?:or|and)\s+\w+)?"
+_CONTACT = r"(?:" + _CALLS + r"|text|message|email)"
+_AGAIN = r"(?:again|anymore|any more|ever again)"
+_END = r"(?=\s*(?:[.;!?,]|$))"
 _OPT_OUT = [
     r"\b(?:stop|quit|cease|end)\s+(?:calling|ringing|phoning|contacting|bothering|harassing|"
     r"texting|messaging)\b",
@@ -37,18 +43,25 @@ _OPT_OUT = [
     r"\b(?:remove|delete|erase|lose)\s+(?:my\s+(?:phone\s+)?number|me|my\s+details)\b",
     r"\b(?:put|add|place)\s+(?:me|us|my\s+(?:phone\s+)?number)\s+(?:on|to|in)\s+" + _LIST,
     r"\bdo not call list\b",
-    r"\bdo not (?:ever\s+)?call(?:\s+"
+    r"\bdo not (?:ever\s+)?"
+    + _CALLS
+    + r"(?:\s+"
     + _TARGET
-    + r")?(?:\s+(?:again|anymore|any more|back|ever))?(?=\s*(?:[.;!?,]|$))",
-    r"\bdo not (?:ever\s+)?call\s+" + _TARGET + r"\s+(?:again|anymore|any more|ever again)\b",
-    r"\b(?:not|never)\s+(?:to\s+)?(?:ever\s+)?call\s+"
-    + _TARGET
-    + r"\s+(?:again|anymore|any more|ever again)\b",
-    r"\bnever\s+(?:ever\s+)?call\s+" + _TARGET + r"\b",
+    + r")?(?:\s+(?:again|anymore|any more|back|ever))?"
+    + _END,
+    r"\bdo not (?:ever\s+)?" + _CONTACT + r"\s+" + _TARGET + r"\s+" + _AGAIN + r"\b",
+    r"\b(?:not|never)\s+(?:to\s+)?(?:ever\s+)?" + _CONTACT + r"\s+" + _TARGET + r"\s+" + _AGAIN,
+    r"\bnever\s+(?:ever\s+)?" + _CALLS + r"\s+" + _TARGET + r"\b",
     r"\b(?:do not|never)\s+want\s+(?:you\s+|anyone\s+|any of you\s+)?(?:to\s+)?(?:call|calling|"
     r"contact|contacting|ring|ringing)\s+(?:me|us|here)?\s*(?:again|anymore|any more)\b",
     r"\b(?:do not|never)\s+want\s+(?:any\s+more|anymore|more|any|these|your)\s+"
     r"(?:phone\s+)?calls\b",
+    # "I never want to hear from your company again", "I don't want to hear from you."
+    r"\b(?:do not|never)\s+(?:want|wish)\s+to\s+hear\s+from\s+(?:you|your|this|that|any of you)\b"
+    r"(?:(?:\s+\w+){0,3}?\s+" + _AGAIN + r"\b|(?:\s+\w+){0,2}?" + _END + r")",
+    # "I do not wish to be contacted", "I don't want to be called again."
+    r"\b(?:do not|never)\s+(?:want|wish)\s+to\s+be\s+(?:called|contacted|phoned|rung)"
+    r"(?:\s+(?:by you|by your \w+))?(?:\s+" + _AGAIN + r"\b|" + _END + r")",
     r"\bno more (?:phone\s+)?calls\b",
     r"\b(?:rather|prefer)\s+(?:that\s+)?(?:you\s+)?(?:did not|not|never)\s+call\b",
     r"\bunsubscribe\b",

@@ -69,6 +69,8 @@ def policy(llm: LlamaLlm) -> DialoguePolicy:
     ("said", "action"),
     [
         ("I already bought it.", "already_purchased"),
+        ("Yeah, I finished the order on my phone this morning.", "already_purchased"),
+        ("I changed my mind, I don't need a tent anymore.", "not_interested"),
         ("Can you send me the link?", "send_checkout_link"),
         ("I'm busy, call me tomorrow at 3.", "schedule_callback"),
         ("Who is this?", "answer_question"),

@@ -66,6 +66,18 @@ OPT_OUTS = [
     "I didn't order anything, stop calling me",
     "That's not me, take me off your list.",
     "I never said that, but stop calling me anyway.",
+    # Other ways of contact than a call, and not wanting to hear from the merchant at all.
+    "Please don't contact me anymore.",
+    "Don't contact me.",
+    "Never contact me again.",
+    "Don't ring me again",
+    "Do not text or call me again.",
+    "Don't text me again.",
+    "I never want to hear from your company again.",
+    "I don't want to hear from you again.",
+    "I don't want to hear from you.",
+    "I do not wish to be contacted.",
+    "I don't want to be called again.",
 ]
 
 NOT_OPT_OUTS = [
@@ -90,6 +102,11 @@ NOT_OPT_OUTS = [
     "I stopped by the store yesterday.",
     "Stop, what was that code again?",
     "Don't call me before five.",
+    "Don't call or text me before noon.",
+    "Don't call me at work, call me at home.",
+    "Don't text me the link, email it.",
+    "I don't want to be called at work.",
+    "I don't want to hear from you about this till Friday.",
     "I'm not interested.",
     "Is there a list of what's in my cart?",
     "My phone number changed.",
