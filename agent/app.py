@@ -8,11 +8,13 @@ import datetime as dt
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import Protocol
 
 from aiohttp import web
 
+from agent.campaigns.calling import ReturningCallers, StoreActions, default_policy, policy_for
 from agent.campaigns.inbox import Inbox
 from agent.campaigns.intake import Intake
 from agent.campaigns.jobs import CallObserver, CallRequest, CallResult
@@ -21,7 +23,6 @@ from agent.campaigns.scheduler import Scheduler
 from agent.campaigns.sms import TextInbox, TextSender
 from agent.config import Settings
 from agent.conversation.calls import Conversations
-from agent.conversation.session import Policy
 from agent.privacy.crypto import RECORDING_CONTEXT, DataKeys, ensure_keys
 from agent.privacy.retention import keep_purging
 from agent.privacy.rotation import keep_resealing
@@ -106,6 +107,14 @@ class Telephony:
         call.tracker.mark_agent_hangup()
         await self.ami.redirect(channel, "cartline-transfer", number)
 
+    async def hangup_channel(self, channel: str) -> None:
+        """Ends a call that came in, by its channel name."""
+        await self.ami.hangup(channel)
+
+    async def transfer_channel(self, channel: str, number: str) -> None:
+        """Hands a caller who came in to a person at ``number``."""
+        await self.ami.redirect(channel, "cartline-transfer", number)
+
     async def _on_media(self, conn: AudioSocketCall) -> None:
         placed = self.dialer.attach_media(conn)
         await self._media_handler(conn, placed)
@@ -143,11 +152,21 @@ def attempt_status(outcome: CallOutcome) -> AttemptStatus:
 
 
 class CampaignCalls:
-    """Places the scheduler's calls: the conversation is prepared, then the number dialled."""
+    """Places the scheduler's calls: the conversation is prepared, then the number dialled.
 
-    def __init__(self, telephony: Telephony, conversations: Conversations) -> None:
+    Each call gets its own dialogue (the campaign's script and the request's
+    shared fields) and ``make_actions``' performers for its effects.
+    """
+
+    def __init__(
+        self,
+        telephony: Telephony,
+        conversations: Conversations,
+        make_actions: Callable[[CallRequest], StoreActions],
+    ) -> None:
         self.telephony = telephony
         self.conversations = conversations
+        self.make_actions = make_actions
         # Set to seal each recording as soon as its call ends (encryption at rest).
         self.keys: DataKeys | None = None
         self.observers: list[CallObserver] = []
@@ -171,13 +190,24 @@ class CampaignCalls:
         return result
 
     async def _place(self, request: CallRequest, call_id: str) -> CallResult:
+        s = self.telephony.settings
+        campaign = next((c for c in s.campaigns if c.name == request.campaign), None)
+        if campaign is None:
+            log.warning(
+                "attempt %d: campaign %s is not configured", request.attempt_id, request.campaign
+            )
+            return CallResult(AttemptStatus.FAILED, call_id=call_id)
+        policy = policy_for(campaign, s.merchant, request, self.conversations.speech.llm)
+        actions = self.make_actions(request)
         placed, session = await self.conversations.place(
             self.telephony,
             request.phone_e164,
+            policy=policy,
+            actions=actions,
             call_id=call_id,
             on_event=lambda event: self._notify("call_event", request, event),
         )
-        s = self.telephony.settings
+        actions.call = placed
         try:
             outcome = await placed.wait_done(s.trunk.ring_timeout_s + s.calls.max_call_s + 30)
         finally:
@@ -195,13 +225,19 @@ class CampaignCalls:
         size = 0
         if outcome.answered and recording.is_file():
             recording, size = await asyncio.to_thread(self._keep_recording, recording)
+        status = attempt_status(outcome)
+        if status == AttemptStatus.ANSWERED and session.record.outcome == "voicemail":
+            # The policy heard a voicemail greeting that AMD missed: retried like one.
+            status = AttemptStatus.VOICEMAIL
         return CallResult(
-            status=attempt_status(outcome),
+            status=status,
             call_id=placed.call_id,
             answered_at=answered_at,
             ended_at=ended,
             hangup_cause=outcome.hangup_cause,
             amd=outcome.amd.value if outcome.amd else None,
+            outcome=session.record.outcome if outcome.answered else None,
+            note=session.record.note() if outcome.answered else {},
             turns=turns if outcome.answered else [],
             recording=str(recording) if size else None,
             recording_bytes=size,
@@ -243,15 +279,29 @@ class Server:
     its job is retried later rather than lost.
     """
 
-    def __init__(self, settings: Settings, speech: Speech, policy: Policy) -> None:
+    def __init__(self, settings: Settings, speech: Speech) -> None:
         self.settings = settings
         self.db = Database(settings.database_url, echo=settings.store.echo_sql)
+        # A caller nobody knows hears the first campaign's script, with no customer facts.
+        first = settings.campaigns[0]
+        policy = default_policy(first, settings.merchant, speech.llm)
         self.conversations = Conversations(speech, policy, settings.speech.turn)
-        self.telephony = Telephony(settings, self.conversations)
+        # A customer calling back is recognised and hears about their last call.
+        self.router = ReturningCallers(
+            self.db,
+            {c.name: c for c in settings.campaigns},
+            settings.merchant,
+            speech.llm,
+            self.conversations,
+            self._actions,
+            fallback=None,
+            default_region=settings.intake.default_region,
+        )
+        self.telephony = Telephony(settings, self.conversations, self.router)
         self.intake = Intake(self.db, settings)
         self._inbox_db = Database(settings.database_url, echo=settings.store.echo_sql)
         self.inbox = Inbox(self.db, self.intake, writer_db=self._inbox_db)
-        self.placer = CampaignCalls(self.telephony, self.conversations)
+        self.placer = CampaignCalls(self.telephony, self.conversations, self._actions)
         # Customers' texts to the merchant's number: STOP, HELP and START are acted on at once.
         self.texts = TextInbox(
             self.db.run,
@@ -284,6 +334,11 @@ class Server:
         self._reseal_task: asyncio.Task[None] | None = None
         self._purge_task: asyncio.Task[None] | None = None
         self._notify_task: asyncio.Task[None] | None = None
+
+    def _actions(self, request: CallRequest) -> StoreActions:
+        return StoreActions(
+            request, self.db, self.telephony, self.text_sender, self.settings.merchant
+        )
 
     @property
     def ready(self) -> bool:

@@ -25,16 +25,15 @@ from pathlib import Path
 from typing import Any
 
 from agent.app import Telephony
+from agent.campaigns.calling import default_policy, opening_prompt
 from agent.conversation.calls import Conversations
 from agent.conversation.events import BargeIn, TurnTimings
-from agent.conversation.session import PlaceholderPolicy
 from agent.simulator.customer import CustomerSimulator, SimulatedCall, _loud
 from agent.simulator.lab import Lab, lab_settings
 from agent.simulator.scenario import AwaitReply, Hangup, Pause, Say, Scenario
 from agent.speech.models import Speech, load_speech
 from agent.speech.weights import prepare_llm
 
-POLICY = PlaceholderPolicy()
 LINES = [
     "Hi, I left some running shoes in my cart. Can you send me the link?",
     "What colors do the shoes come in?",
@@ -155,9 +154,11 @@ async def main_async(
         settings = settings.model_copy(update={"speech": speech_settings})
     with Lab(settings):
         prepare_llm(settings.speech.models_dir)
-        speech = await load_speech(settings.speech, POLICY.system_prompt())
+        campaign = settings.campaigns[0]
+        speech = await load_speech(settings.speech, opening_prompt(campaign, settings.merchant))
         lines = [await speech.render(text) for text in LINES]
-        agent = Conversations(speech, POLICY, settings.speech.turn)
+        policy = default_policy(campaign, settings.merchant, speech.llm)
+        agent = Conversations(speech, policy, settings.speech.turn)
         out: dict[str, Any] = {"runs": {}}
         async with CustomerSimulator(settings.simulator) as sim, Telephony(settings, agent) as tel:
             for n in calls:

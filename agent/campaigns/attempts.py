@@ -94,6 +94,15 @@ def finish_attempt(
             repo.add_do_not_call(s, contact.phone_e164, "opt_out", "call", now)
         repo.close_job(s, job, "opted_out", now)
         return
+    if result.outcome == "callback" and (at := _callback_at(result)) is not None:
+        # The customer asked for this call's job to ring again at their time.
+        job.state = JobState.PENDING
+        job.due_at = at
+        job.last_reason = "callback"
+        job.updated_at = now
+        s.add(job)
+        decide(s, job, "retry", "callback", now, detail="the customer asked", retry_at=at)
+        return
     if result.outcome in FINAL_OUTCOMES:
         repo.close_job(s, job, result.outcome or "completed", now)
         return
@@ -118,6 +127,15 @@ def finish_attempt(
         detail=f"next call in {wait_min:g} min",
         retry_at=job.due_at,
     )
+
+
+def _callback_at(result: CallResult) -> dt.datetime | None:
+    raw = result.note.get("callback_at")
+    try:
+        at = dt.datetime.fromisoformat(raw) if isinstance(raw, str) else None
+    except ValueError:
+        return None
+    return at.astimezone(dt.UTC) if at is not None and at.tzinfo is not None else None
 
 
 def _breaker(

@@ -139,8 +139,11 @@ class DialoguePolicy:
         tz: ZoneInfo,
         now: Callable[[], dt.datetime],
         region: str | None = None,
+        returning: bool = False,
     ) -> None:
         self.script = script
+        # A customer calling back after one of our calls: the greeting says so.
+        self.returning = returning
         # Forget what the campaign does not share before anything can read it.
         self.facts = CallFacts(script, merchant, customer.only(allowed))
         self._llm = llm
@@ -160,6 +163,9 @@ class DialoguePolicy:
         return self._system
 
     def greeting(self) -> str:
+        if self.returning:
+            disclosure = self.facts.fill(self.script.disclosure.for_region(self._region))
+            return f"{disclosure} {self.facts.fill(self.script.templates.returning_caller)}"
         return disclosure_first(self.script, self._region, self.facts)
 
     def reprompt(self) -> str:
@@ -167,6 +173,10 @@ class DialoguePolicy:
 
     def goodbye(self) -> str:
         return self.facts.fill(self.script.templates.goodbye)
+
+    def link_not_sent(self) -> str:
+        """Said instead of "I've sent you the link" when the text could not be sent."""
+        return self.facts.fill(self.script.templates.fallback_no_link)
 
     # Turns.
 

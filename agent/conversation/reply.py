@@ -1,28 +1,64 @@
-"""The agent's answer to one caller turn: transcribe, think, speak, stream all the way.
+"""The agent's answer to one caller turn: transcribe, decide, then act and speak in order.
 
 A reply may start speculatively, when the caller has probably finished: it
-transcribes and lets the model start writing, but says nothing until the
-session confirms the turn is over (:meth:`Reply.go`). Cancelling a reply stops
-its model work between tokens and chunks.
+transcribes and lets the policy decide, but does nothing the caller would
+notice (no words, no side effect) until the session confirms the turn is over
+(:meth:`Reply.go`). Cancelling a reply stops its model work through the stop
+flag; a side effect already under way is let finish, so a database write is
+never left half done.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from agent.audio.resample import resample
 from agent.conversation.events import Said, SessionEvent, TurnTimings
+from agent.conversation.performers import CallActions, CallRecord
+from agent.conversation.policy import (
+    AddToDoNotCall,
+    Effect,
+    HangUp,
+    ScheduleCall,
+    SendCheckoutSms,
+    Speak,
+    Transfer,
+    TurnPlan,
+)
 from agent.conversation.turn import sentences
 from agent.speech.models import TELEPHONE_RATE, Speech
 from agent.speech.protocols import ChatMessage
 from agent.speech.worker import StopFlag
 
 LEAD_MS = 40  # audio the pacer has already written ahead: heard even when cleared
+HANG_UP_AFTER_WORDS_S = 0.1  # the pacer runs 2 to 3 frames ahead of the caller's ear
 
-__all__ = ["Reply", "Speech"]
+__all__ = ["Policy", "Reply", "Speech", "heard_part"]
+
+
+class Policy(Protocol):
+    """A call's dialogue (a :class:`~agent.conversation.policy.DialoguePolicy` fits)."""
+
+    def system_prompt(self) -> str: ...
+    def greeting(self) -> str: ...
+    def reprompt(self) -> str: ...
+    def goodbye(self) -> str: ...
+    def link_not_sent(self) -> str: ...
+    async def warm_up(self, stop: StopFlag) -> None: ...
+    def on_voicemail(self) -> TurnPlan: ...
+    def on_key(self, digit: str) -> TurnPlan | None: ...
+    async def decide(
+        self,
+        history: Sequence[ChatMessage],
+        said: str,
+        stop: StopFlag,
+        *,
+        elapsed_s: float = 0.0,
+    ) -> TurnPlan: ...
 
 
 def heard_part(spoken: list[tuple[str, float]], dropped_ms: int) -> str:
@@ -53,18 +89,28 @@ class _Spoken:
     ms: float
 
 
+async def _one(text: str) -> AsyncIterator[str]:
+    yield text + " "
+
+
 @dataclass
 class Reply:
+    """One turn of the agent. ``plan`` given: a turn decided without words (a key, voicemail)."""
+
     turn: int
     utterance: bytes
     speech: Speech
     media: object
     history: list[ChatMessage]
-    system_prompt: str
+    policy: Policy
+    actions: CallActions
+    record: CallRecord
     clock: Callable[[], float]
     emit: Callable[[SessionEvent], None]
     speculative: bool
     end_of_speech: float
+    started_at: float = 0.0  # when the call began, for the policy's time limit
+    plan: TurnPlan | None = None
     finished: bool = False
     transcript: str = ""
     _stop: StopFlag = field(default_factory=StopFlag)
@@ -72,18 +118,29 @@ class Reply:
     _task: asyncio.Task[None] | None = None
     _spoken: list[_Spoken] = field(default_factory=list)
     _play_until: float = 0.0
+    _acting: bool = False
+    _slot: int | None = None  # where the agent's words went in the history
+    _kept: int = 0  # how many of the plan's lines are in the history
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     def go(self) -> None:
-        """The caller's turn is over: the reply may speak."""
+        """The caller's turn is over: the reply may act and speak."""
         self.speculative = False
         self._go.set()
 
     @property
     def speaking(self) -> bool:
         return bool(self._spoken) and (not self.finished or self.clock() < self._play_until)
+
+    @property
+    def ending(self) -> bool:
+        """The plan under way ends the call: the caller's words no longer stop it."""
+        ends = self.plan is not None and any(
+            isinstance(e, HangUp | Transfer) for e in self.plan.effects
+        )
+        return ends and self._acting
 
     async def cancel(self) -> None:
         self._stop.set()
@@ -92,9 +149,25 @@ class Reply:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
+    async def wait(self) -> None:
+        """Until the reply has done all it will do."""
+        if self._task is not None:
+            await asyncio.gather(self._task, return_exceptions=True)
+
     def heard_text(self, dropped_ms: int) -> str:
         """What the caller heard of this reply, when ``dropped_ms`` of it were cut."""
         return heard_part([(s.text, s.ms) for s in self._spoken], dropped_ms)
+
+    def interrupted(self, dropped_ms: int) -> str:
+        """Keeps in the history only what was heard of this reply; returns it."""
+        heard = self.heard_text(dropped_ms)
+        if self._slot is not None:
+            self.history[self._slot] = ChatMessage("assistant", heard or "...")
+        elif heard:
+            self.history.append(ChatMessage("assistant", heard))
+            self.emit(Said("agent", heard, self.clock()))
+        self._slot = len(self.history)  # nothing more of this reply goes in
+        return heard
 
     async def _run(self) -> None:
         try:
@@ -103,55 +176,90 @@ class Reply:
             self.finished = True
 
     async def _respond(self) -> None:
-        transcript = await self.speech.stt.transcribe(self.utterance)
         stt_done = self.clock()
-        self.transcript = transcript.text.strip()
-        if not self.transcript:
-            return
-        messages = [
-            ChatMessage("system", self.system_prompt),
-            *self.history,
-            ChatMessage("user", self.transcript),
-        ]
-        first_token: list[float] = []
-
-        async def timed(tokens: AsyncIterator[str]) -> AsyncIterator[str]:
-            async for token in tokens:
-                if not first_token:
-                    first_token.append(self.clock())
-                yield token
-
+        if self.plan is None:
+            transcript = await self.speech.stt.transcribe(self.utterance)
+            stt_done = self.clock()
+            self.transcript = transcript.text.strip()
+            if not self.transcript:
+                return
+            elapsed = self.clock() - self.started_at
+            self.plan = await self.policy.decide(
+                list(self.history), self.transcript, self._stop, elapsed_s=elapsed
+            )
+        decided = self.clock()
+        # Nothing is done for a turn that may yet go on: a speculative reply stops here.
+        await self._go.wait()
+        self._acting = True
+        if self.transcript:
+            self.history.append(ChatMessage("user", self.transcript))
+            self.emit(Said("caller", self.transcript, self.end_of_speech))
+        self.record.add(self.plan)
         said: list[str] = []
-        tokens = self.speech.llm.stream_reply(messages, self._stop)
-        async with contextlib.aclosing(sentences(timed(tokens))) as stream:
-            async for sentence in stream:
-                if not said:
-                    await self._go.wait()
-                    self.history.append(ChatMessage("user", self.transcript))
-                    self.emit(Said("caller", self.transcript, self.end_of_speech))
-                await self._speak(sentence, stt_done, first_token)
-                said.append(sentence)
-        if said:
-            text = " ".join(said)
-            self.history.append(ChatMessage("assistant", text))
-            self.emit(Said("agent", text, self.clock()))
+        link_failed = False
+        for effect in self.plan.effects:
+            if isinstance(effect, Speak):
+                text = self.policy.link_not_sent() if link_failed else effect.text
+                link_failed = False
+                await self._say(text, stt_done, decided)
+                said.append(text)
+            else:
+                # The words so far are history before the call may end with this effect.
+                self._keep(said)
+                link_failed = not await self._perform(effect)
+        self._keep(said)
 
-    async def _speak(self, sentence: str, stt_done: float, first_token: list[float]) -> None:
+    def _keep(self, said: list[str]) -> None:
+        if len(said) <= self._kept:
+            return
+        self._kept = len(said)
+        text = " ".join(said)
+        if self._slot is None:
+            self._slot = len(self.history)
+            self.history.append(ChatMessage("assistant", text))
+        elif self._slot < len(self.history):
+            self.history[self._slot] = ChatMessage("assistant", text)
+        else:
+            return  # interrupted: the history already holds what was heard
+        self.emit(Said("agent", text, self.clock()))
+
+    async def _perform(self, effect: Effect) -> bool:
+        # Shielded: once begun, an effect finishes even if the caller talks over it.
+        if isinstance(effect, AddToDoNotCall):
+            await asyncio.shield(self.actions.add_do_not_call(effect.why))
+        elif isinstance(effect, SendCheckoutSms):
+            sent = await asyncio.shield(self.actions.send_checkout_link())
+            self.record.link_sent = self.record.link_sent or sent
+            return sent
+        elif isinstance(effect, ScheduleCall):
+            self.record.callback_at = effect.at
+            await asyncio.shield(self.actions.schedule_callback(effect.at))
+        elif isinstance(effect, Transfer):
+            await self._words_played()
+            await asyncio.shield(self.actions.transfer(effect.target))
+        elif isinstance(effect, HangUp):
+            await self._words_played()
+            await asyncio.shield(self.actions.hang_up())
+        return True
+
+    async def _words_played(self) -> None:
+        left = self._play_until - self.clock()
+        if self._spoken:
+            await asyncio.sleep(max(0.0, left) + HANG_UP_AFTER_WORDS_S)
+
+    async def _say(self, text: str, stt_done: float, decided: float) -> None:
+        async with contextlib.aclosing(sentences(_one(text))) as parts:
+            async for sentence in parts:
+                await self._speak(sentence, stt_done, decided)
+
+    async def _speak(self, sentence: str, stt_done: float, decided: float) -> None:
         chunks = self.speech.tts.synthesize(sentence, self._stop)
         async with contextlib.aclosing(chunks) as stream:
             async for chunk in stream:
                 pcm = resample(chunk.pcm, chunk.rate, TELEPHONE_RATE)
                 if not self._spoken:
                     now = self.clock()
-                    self.emit(
-                        TurnTimings(
-                            self.turn,
-                            self.end_of_speech,
-                            stt_done,
-                            first_token[0] if first_token else now,
-                            now,
-                        )
-                    )
+                    self.emit(TurnTimings(self.turn, self.end_of_speech, stt_done, decided, now))
                 self.media.play(pcm)  # type: ignore[attr-defined]
                 ms = len(pcm) / 16
                 self._spoken.append(_Spoken(sentence, ms))

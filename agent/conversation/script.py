@@ -157,6 +157,8 @@ class TemplateSettings(_Section):
     fallback: str = "Let me send you the link so you can see the details."
     fallback_no_link: str = "I'm sorry, I can't help with that on this call."
     reprompt: str = "Are you still there?"
+    # Instead of the greeting when a customer calls back after one of our calls.
+    returning_caller: str = "Thanks for calling us back about your cart. How can I help?"
 
     def items(self) -> Iterator[tuple[str, str]]:
         """(name, text) of each template that is set."""

@@ -14,15 +14,17 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
 from typing import Protocol
 
 from agent.audio.resample import Resampler
 from agent.audio.segmenter import Segment, Segmenter, SegmenterSettings, should_interrupt
 from agent.config import TurnSettings
 from agent.conversation.events import BargeIn, CallEnded, Said, SessionEvent, TurnTimings
-from agent.conversation.reply import Reply, Speech, heard_part
+from agent.conversation.performers import CallActions, CallRecord, HangUpOnly
+from agent.conversation.policy import TurnPlan
+from agent.conversation.reply import Policy, Reply, Speech, heard_part
 from agent.speech.protocols import VAD_RATE, VAD_WINDOW_SAMPLES, ChatMessage
+from agent.speech.worker import StopFlag
 
 log = logging.getLogger(__name__)
 WINDOW_BYTES = VAD_WINDOW_SAMPLES * 2
@@ -39,44 +41,16 @@ class Media(Protocol):
     def closed(self) -> bool: ...
     async def hangup(self) -> None: ...
     async def wait_closed(self) -> None: ...
-
-
-class Policy(Protocol):
-    """What the agent says of its own accord; the dialogue issue brings the real one."""
-
-    def system_prompt(self) -> str: ...
-    def greeting(self) -> str: ...
-    def reprompt(self) -> str: ...
-    def goodbye(self) -> str: ...
-
-
-@dataclass(frozen=True)
-class PlaceholderPolicy:
-    """A plain assistant persona, until campaigns give the agent its script."""
-
-    merchant: str = "Example Store"
-
-    def system_prompt(self) -> str:
-        return (
-            f"You are Ava, a friendly phone assistant for {self.merchant}. You are on a phone "
-            "call: answer in one or two short spoken sentences, with no lists, links or emoji."
-        )
-
-    def greeting(self) -> str:
-        return (
-            f"Hi, this is Ava, an automated assistant calling for {self.merchant}. "
-            "This call may be recorded. How can I help you today?"
-        )
-
-    def reprompt(self) -> str:
-        return "Are you still there?"
-
-    def goodbye(self) -> str:
-        return "It seems we got disconnected. Goodbye!"
+    def dtmf(self) -> object: ...  # AsyncIterator[str]
 
 
 class CallSession:
-    """Runs the conversation of one call until it ends."""
+    """Runs the conversation of one call until it ends.
+
+    Each caller turn becomes the ``policy``'s plan, performed in order through
+    ``actions`` (by default the call can only hang up); ``record`` gathers the
+    call's outcome and notes.
+    """
 
     def __init__(
         self,
@@ -87,10 +61,13 @@ class CallSession:
         *,
         on_event: Callable[[SessionEvent], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        actions: CallActions | None = None,
     ) -> None:
         self.media = media
         self.speech = speech
         self.policy = policy
+        self.actions = actions
+        self.record = CallRecord()
         self.settings = settings
         self.clock = clock
         self.history: list[ChatMessage] = []
@@ -113,6 +90,8 @@ class CallSession:
         self._reply: Reply | None = None
         self._greeting: bytes | None = None
         self._last_activity = clock()
+        self._started_at = clock()
+        self._bot_until = clock()
         self._last_speech_at = clock()
         self._reprompted = False
         self._turn = 0
@@ -133,19 +112,35 @@ class CallSession:
         """Synthesises the greeting before the call is answered."""
         self._greeting = await self.speech.render(self.policy.greeting())
 
-    async def run(self) -> None:
-        """Speaks the greeting at once, then converses until the call ends."""
-        if self._greeting is None:
-            await self.prepare()
-        assert self._greeting is not None
-        self._play_line(self.policy.greeting(), self._greeting)
+    async def run(self, *, voicemail: bool = False) -> None:
+        """Speaks the greeting at once, then converses until the call ends.
+
+        ``voicemail``: an answering machine took the call; the policy's voicemail
+        plan runs instead of the greeting.
+        """
+        if self.actions is None:
+            self.actions = HangUpOnly(self.media)
+        self._started_at = self._last_activity = self.clock()
+        warm_stop = StopFlag()
+        if voicemail:
+            self._start_plan(self.policy.on_voicemail())
+        else:
+            if self._greeting is None:
+                await self.prepare()
+            assert self._greeting is not None
+            self._play_line(self.policy.greeting(), self._greeting)
+            # The model reads its instructions while the greeting plays.
+            self._spawn(self._warm_up(warm_stop))
         try:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self._listen())
+                keys = tg.create_task(self._keys())
                 watchdog = tg.create_task(self._watch_silence())
                 await self.media.wait_closed()
                 watchdog.cancel()
+                keys.cancel()
         finally:
+            warm_stop.set()
             if self._reply is not None:
                 await self._reply.cancel()
             if self._background:
@@ -204,26 +199,64 @@ class CallSession:
             elif not self.bot_speaking:
                 self._start_reply(utterance, speculative=False).go()
 
-    def _start_reply(self, utterance16k: bytes, *, speculative: bool) -> Reply:
+    def _start_reply(
+        self, utterance16k: bytes, *, speculative: bool, plan: TurnPlan | None = None
+    ) -> Reply:
         self._turn += 1
+        assert self.actions is not None
         reply = Reply(
             turn=self._turn,
             utterance=utterance16k,
             speech=self.speech,
             media=self.media,
             history=self.history,
-            system_prompt=self.policy.system_prompt(),
+            policy=self.policy,
+            actions=self.actions,
+            record=self.record,
             clock=self.clock,
             emit=self.emit,
             speculative=speculative,
             end_of_speech=self._last_speech_at,
+            started_at=self._started_at,
+            plan=plan,
         )
         self._reply = reply
         reply.start()
         return reply
 
+    def _start_plan(self, plan: TurnPlan) -> None:
+        """Runs a plan decided without the caller's words (a key, voicemail) at once."""
+        self._start_reply(b"", speculative=False, plan=plan).go()
+
+    async def _warm_up(self, stop: StopFlag) -> None:
+        try:
+            await self.policy.warm_up(stop)
+        except Exception:
+            # A cold model only makes the first answer slower.
+            log.exception("warming the model up failed")
+
+    async def _keys(self) -> None:
+        digits = getattr(self.media, "dtmf", None)
+        if digits is None:
+            return
+        async for digit in digits():
+            plan = self.policy.on_key(digit)
+            if plan is None:
+                continue
+            current = self._reply
+            if current is not None and current.ending:
+                continue  # the call is already ending
+            if current is not None or self.bot_speaking:
+                self._barge_in()
+            if self._reply is not None:
+                reply, self._reply = self._reply, None
+                await reply.cancel()
+            self._start_plan(plan)
+
     def _barge_in(self) -> None:
         reply = self._reply
+        if reply is not None and reply.ending:
+            return  # the goodbye of an opt-out or a callback is said in full
         dropped = self.media.clear_playout()
         self._bot_until = self.clock()
         heard = ""
@@ -235,11 +268,8 @@ class CallSession:
             self._line = None
         elif reply is not None and not reply.speculative:
             self._reply = None
-            heard = reply.heard_text(dropped)
             # The history keeps only what the caller actually heard.
-            if heard:
-                self.history.append(ChatMessage("assistant", heard))
-                self.emit(Said("agent", heard, self.clock()))
+            heard = reply.interrupted(dropped)
             self._spawn(reply.cancel())
         self.emit(BargeIn(self.clock(), dropped, heard))
 
@@ -254,7 +284,8 @@ class CallSession:
         while not self.media.closed:
             await asyncio.sleep(0.2)
             if self.bot_speaking or self._segmenter.in_turn or self._reply is not None:
-                if self._reply is not None and self._reply.finished:
+                # A reply is over once its last words have played, not once they were queued.
+                if self._reply is not None and self._reply.finished and not self._reply.speaking:
                     self._reply = None
                     self._last_activity = self.clock()
                 else:
@@ -287,4 +318,4 @@ class CallSession:
             await self.media.hangup()
 
 
-__all__ = ["CallSession", "Media", "PlaceholderPolicy", "Policy", "TurnTimings"]
+__all__ = ["CallSession", "Media", "Policy", "TurnTimings"]

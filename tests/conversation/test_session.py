@@ -1,4 +1,4 @@
-"""Turn-taking and barge-in with fake models and a real pacer, in real time (short)."""
+"""Turn-taking and barge-in with fake models, the dialogue policy and a real pacer (real time)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import pytest
 
 from agent.config import TurnSettings
 from agent.conversation.events import BargeIn, CallEnded, Said, TurnTimings
-from agent.conversation.session import CallSession, PlaceholderPolicy
+from agent.conversation.session import CallSession
 from agent.speech.models import Speech
+from tests.fakes.calls import FakeActions, answer, short_policy
 from tests.fakes.speech import FakeCall, FakeLlm, FakeStt, FakeTts, fake_speech
 
 TURN = TurnSettings(
@@ -23,22 +24,18 @@ TURN = TurnSettings(
 )
 
 
-class ShortPolicy(PlaceholderPolicy):
-    def greeting(self) -> str:
-        return "Hello there."
-
-    def reprompt(self) -> str:
-        return "Still there?"
-
-    def goodbye(self) -> str:
-        return "Bye now."
+def answering(stt_texts: list[str], *says: str, tts: FakeTts | None = None) -> Speech:
+    """Fake models whose policy answers each caller turn with the next of ``says``."""
+    llm = FakeLlm(choices=[answer(say) for say in says])
+    return Speech(fake_speech([], "").vad, FakeStt(stt_texts), llm, tts or FakeTts())
 
 
 async def start(
     speech: Speech, settings: TurnSettings = TURN
 ) -> AsyncIterator[tuple[CallSession, FakeCall]]:
     call = FakeCall()
-    session = CallSession(call, speech, ShortPolicy(), settings)
+    actions = FakeActions(media=call)
+    session = CallSession(call, speech, short_policy(speech.llm), settings, actions=actions)
     await session.prepare()
     call.start()
     task = asyncio.get_running_loop().create_task(session.run())
@@ -52,7 +49,7 @@ async def start(
 @pytest.fixture
 async def chat() -> AsyncIterator[tuple[CallSession, FakeCall]]:
     async for pair in start(
-        fake_speech(["I left shoes in my cart"], "Sure, I can help. It is here.")
+        answering(["I left shoes in my cart"], "Sure, I can help. It is here.")
     ):
         yield pair
 
@@ -82,7 +79,7 @@ async def test_a_caller_turn_gets_an_answer(chat: tuple[CallSession, FakeCall]) 
     ]
     tts = session.speech.tts
     assert isinstance(tts, FakeTts)
-    # The first sentence was spoken before the model finished the second.
+    # Sentence by sentence: the first plays while the second is synthesised.
     assert tts.texts[1:] == ["Sure, I can help.", "It is here."]
 
 
@@ -103,7 +100,7 @@ async def test_transcription_starts_when_the_turn_is_likely_over(
 
 
 async def test_a_pause_mid_sentence_drops_the_speculative_reply() -> None:
-    speech = fake_speech(["first half", "the whole sentence"], "Okay.")
+    speech = answering(["first half", "the whole sentence"], "Okay.", "Okay.")
     async for session, call in start(speech):
         await asyncio.sleep(0.4)
         await call.caller(("speak", 0.4), ("quiet", 0.3), ("speak", 0.4), ("quiet", 1.2))
@@ -111,13 +108,15 @@ async def test_a_pause_mid_sentence_drops_the_speculative_reply() -> None:
         assert isinstance(stt, FakeStt) and len(stt.calls) == 2
         users = [m.content for m in session.history if m.role == "user"]
         assert users == ["the whole sentence"]
+        # The dropped turn never reached a decision that was acted on.
+        llm = speech.llm
+        assert isinstance(llm, FakeLlm)
+        assert [ms[-1].content for ms, _ in llm.choose_requests][-1] == "the whole sentence"
 
 
-async def test_barge_in_stops_the_agent_and_its_model() -> None:
-    long_reply = " ".join(["This is a long answer that goes on and on."] * 4)
-    speech = Speech(
-        fake_speech([], "").vad, FakeStt(["tell me more"]), FakeLlm(long_reply, 0.05), FakeTts()
-    )
+async def test_barge_in_stops_the_agent_and_its_speech() -> None:
+    long_reply = "This is a long answer that goes on and on. And it goes on and on some more."
+    speech = answering(["tell me more"], long_reply, tts=FakeTts(ms_per_word=250))
     async for session, call in start(speech):
         await asyncio.sleep(0.4)
         await call.caller(("speak", 0.5), ("quiet", 0.9))  # the agent starts its long answer
@@ -130,19 +129,16 @@ async def test_barge_in_stops_the_agent_and_its_model() -> None:
         assert decided - barge_start >= 0.4  # not before barge_in_ms of speech
         last_agent_audio = max(t for t in call.loud_times() if t < barge_start + 2)
         assert last_agent_audio - decided < 0.15
-        llm = speech.llm
-        assert isinstance(llm, FakeLlm) and llm.stopped_early == 1
         heard = barge[0].heard
         assert heard and len(heard) < len(long_reply)
         assert session.history[-1].content == heard
+        # The whole answer was queued at once: the history holds it once, as heard.
+        assert [m.role for m in session.history][-2:] == ["user", "assistant"]
 
 
 async def test_a_backchannel_does_not_interrupt() -> None:
-    speech = Speech(
-        fake_speech([], "").vad,
-        FakeStt(["go on", "mm-hm"]),
-        FakeLlm("Here is a fairly long answer with quite a few words in it."),
-        FakeTts(),
+    speech = answering(
+        ["go on", "mm-hm"], "Here is a fairly long answer with quite a few words in it."
     )
     async for session, call in start(speech):
         await asyncio.sleep(0.4)
@@ -153,7 +149,7 @@ async def test_a_backchannel_does_not_interrupt() -> None:
 
 async def test_silence_gets_a_reprompt_then_a_goodbye() -> None:
     settings = TURN.model_copy(update={"reprompt_after_s": 0.8, "hang_up_after_s": 1.8})
-    async for session, call in start(fake_speech([], ""), settings):
+    async for session, call in start(answering([]), settings):
         await asyncio.wait_for(call.wait_closed(), 5)
         said = [e.text for e in session.events if isinstance(e, Said)]
         assert said == ["Hello there.", "Still there?", "Bye now."]
@@ -162,12 +158,7 @@ async def test_silence_gets_a_reprompt_then_a_goodbye() -> None:
 
 
 async def test_a_call_ending_mid_reply_leaves_no_task_running() -> None:
-    speech = Speech(
-        fake_speech([], "").vad,
-        FakeStt(["tell me everything"]),
-        FakeLlm(" ".join(["word"] * 200), 0.05),
-        FakeTts(),
-    )
+    speech = answering(["tell me everything"], "Sure, I can help. It is here.", tts=FakeTts(2000))
     async for _session, call in start(speech):
         await asyncio.sleep(0.4)
         await call.caller(("speak", 0.5), ("quiet", 0.9))  # a long reply is under way
@@ -175,5 +166,3 @@ async def test_a_call_ending_mid_reply_leaves_no_task_running() -> None:
     await asyncio.sleep(0.05)
     others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
     assert others == []
-    llm = speech.llm
-    assert isinstance(llm, FakeLlm) and llm.stopped_early == 1

@@ -14,8 +14,8 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
+from agent.campaigns.calling import opening_prompt
 from agent.config import Settings
-from agent.conversation.session import PlaceholderPolicy
 from agent.simulator.customer import CustomerSimulator
 from agent.simulator.lab import Lab, lab_settings
 from agent.speech.models import Speech, load_speech
@@ -67,4 +67,5 @@ def speech(settings: Settings) -> Speech:
     """The real default models, loaded once for every end-to-end test that talks."""
     # The models hold no event-loop state, so one load serves every test's loop.
     prepare_llm(settings.speech.models_dir)
-    return asyncio.run(load_speech(settings.speech, PlaceholderPolicy().system_prompt()))
+    prompt = opening_prompt(settings.campaigns[0], settings.merchant)
+    return asyncio.run(load_speech(settings.speech, prompt))

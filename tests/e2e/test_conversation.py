@@ -9,24 +9,24 @@ import pytest
 
 from agent.app import Telephony
 from agent.audio.resample import resample
+from agent.campaigns.calling import default_policy
 from agent.config import Settings
 from agent.conversation.calls import Conversations
 from agent.conversation.events import BargeIn, Said, TurnTimings
-from agent.conversation.session import PlaceholderPolicy
 from agent.simulator import analysis
 from agent.simulator.customer import CustomerSimulator, SimulatedCall
 from agent.simulator.scenario import Hangup, Pause, Say, Scenario
 from agent.speech.models import Speech
 
 pytestmark = pytest.mark.asterisk
-POLICY = PlaceholderPolicy()
 
 
 @pytest.fixture
 async def agent(
     speech: Speech, settings: Settings
 ) -> AsyncIterator[tuple[Telephony, Conversations]]:
-    handler = Conversations(speech, POLICY, settings.speech.turn)
+    policy = default_policy(settings.campaigns[0], settings.merchant, speech.llm)
+    handler = Conversations(speech, policy, settings.speech.turn)
     async with Telephony(settings, handler) as tel:
         yield tel, handler
 
@@ -45,7 +45,7 @@ async def test_the_agent_understands_and_answers(
 ) -> None:
     tel, handler = agent
     line = "Hi, I left some running shoes in my cart. Can you send me the link?"
-    greeting_s = len(await speech.render(POLICY.greeting())) / 16000
+    greeting_s = len(await speech.render(handler.policy.greeting())) / 16000
     simulator.book.add(
         "15550020001",
         Scenario(
@@ -104,4 +104,4 @@ async def test_barge_in_through_asterisk_stops_the_audio(
         if decided - 1.0 < f.at < spoken_by_customer.ended_at and analysis.level_dbfs(f.pcm) > -45
     ]
     assert agent_audio and max(agent_audio) - decided < 0.25
-    assert barge[0].heard and len(barge[0].heard) < len(POLICY.greeting())
+    assert barge[0].heard and len(barge[0].heard) < len(handler.policy.greeting())

@@ -14,7 +14,6 @@ from agent.app import Server
 from agent.campaigns.settings import MerchantSettings
 from agent.campaigns.sms import NoConsent
 from agent.config import Settings
-from agent.conversation.session import PlaceholderPolicy
 from agent.simulator.customer import CustomerSimulator, TextMessage
 from agent.speech.models import Speech
 from agent.store.repository import on_do_not_call
@@ -31,7 +30,7 @@ async def server(settings: Settings, speech: Speech, tmp_path: Path) -> AsyncIte
     configured = campaign_settings(settings, tmp_path / "t.db", delay_min=600).model_copy(
         update={"merchant": MerchantSettings(name="Trail Shop", phone="+1 212 555 0199")}
     )
-    srv = Server(configured, speech, PlaceholderPolicy())
+    srv = Server(configured, speech)
     await srv.start()
     try:
         yield srv

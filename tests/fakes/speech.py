@@ -67,12 +67,18 @@ class FakeLlm:
     stopped_early: int = 0
     choices: list[str] = field(default_factory=list)
     choose_requests: list[tuple[list[ChatMessage], dict[str, Any]]] = field(default_factory=list)
+    choose_s: float = 0.0  # how long a choice takes
+    stopped_choices: int = 0  # choices whose stop flag was set before they finished
 
     async def choose(
         self, messages: Sequence[ChatMessage], schema: dict[str, Any], stop: StopFlag
     ) -> str:
         self.choose_requests.append((list(messages), schema))
-        await asyncio.sleep(0)
+        try:
+            await asyncio.sleep(self.choose_s)
+        finally:
+            if stop.is_set:
+                self.stopped_choices += 1
         return self.choices.pop(0) if self.choices else '{"action": "end_call"}'
 
     @property
@@ -127,6 +133,7 @@ class FakeCall:
         self._closed = asyncio.Event()
         self._pacing: asyncio.Task[None] | None = None
         self.hung_up = False
+        self.digits: asyncio.Queue[str | None] = asyncio.Queue()
 
     async def _sink(self, frame: bytes) -> None:
         self.out.append((time.monotonic(), frame))
@@ -137,6 +144,10 @@ class FakeCall:
     async def audio(self) -> AsyncGenerator[bytes, None]:
         while (frame := await self._frames.get()) is not None:
             yield frame
+
+    async def dtmf(self) -> AsyncGenerator[str, None]:
+        while (digit := await self.digits.get()) is not None:
+            yield digit
 
     def play(self, pcm: bytes) -> None:
         self.pacer.push(pcm)
@@ -155,6 +166,7 @@ class FakeCall:
     async def close(self) -> None:
         self._closed.set()
         self._frames.put_nowait(None)
+        self.digits.put_nowait(None)
         if self._pacing is not None:
             self._pacing.cancel()
             await asyncio.gather(self._pacing, return_exceptions=True)
