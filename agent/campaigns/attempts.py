@@ -59,11 +59,16 @@ def finish_attempt(
     attempt.amd = result.amd
     s.add(attempt)
     if result.status in (AttemptStatus.ANSWERED, AttemptStatus.VOICEMAIL):
+        note = dict(result.note)
+        if keys is not None or not result.turns:
+            # The customer's own words are kept only as the transcript is: sealed with it
+            # (they are its last customer turn), or not at all when no transcript is kept.
+            note.pop("customer_said", None)
         s.add(
             Outcome(
                 attempt_id=attempt_id,
                 code=result.outcome or result.status.value,
-                note=result.note,
+                note=note,
                 created_at=now,
             )
         )

@@ -94,7 +94,8 @@ def outcome_payload(
         "contact_id": attempt.contact_id,
         "status": result.status.value,
         "outcome": (result.outcome or result.status.value) if answered else None,
-        "note": dict(result.note) if answered else {},
+        # Facts only: the customer's own words stay in Cartline, with the transcript.
+        "note": {k: v for k, v in result.note.items() if k != "customer_said"} if answered else {},
         "started_at": _iso(attempt.started_at),
         "answered_at": _iso(attempt.answered_at),
         "ended_at": _iso(attempt.ended_at),

@@ -127,6 +127,16 @@ def _call_conditions(f: CallFilter) -> list[ColumnElement[bool]]:
     return conds
 
 
+def _with_words(note: dict[str, Any], turns: list[dict[str, Any]]) -> dict[str, Any]:
+    """The note with what the customer last said, taken from the (opened) transcript when
+    the note does not keep it (it never does when transcripts are sealed)."""
+    if note and "customer_said" not in note:
+        said = [t.get("text", "") for t in turns if t.get("speaker") == "customer"]
+        if said:
+            note["customer_said"] = said[-1]
+    return note
+
+
 def _call_row(r: Any) -> CallRow:
     answered, ended = r.answered_at, r.ended_at
     duration = (ended - answered).total_seconds() if answered and ended else None
@@ -254,7 +264,7 @@ def get_call(s: Session, attempt_id: int, keys: DataKeys | None) -> CallDetail |
     return CallDetail(
         row=row,
         turns=turns,
-        note=dict(note or {}),
+        note=_with_words(dict(note or {}), turns),
         recording_id=int(recording[0]) if recording else None,
         recording_bytes=int(recording[1]) if recording else 0,
         items=items,

@@ -15,8 +15,10 @@ from agent.campaigns.calling import ReturningCallers, StoreActions, last_call_re
 from agent.campaigns.jobs import CallRequest, CallResult, claim_due
 from agent.campaigns.sms import NoConsent
 from agent.conversation.policy import DialoguePolicy
+from agent.privacy.crypto import DataKeys
 from agent.store.repository import on_do_not_call
 from agent.store.tables import AttemptStatus, CallJob, JobState, Outcome
+from agent.store.views import get_call
 from agent.telephony.agi import InboundCall
 from tests.campaigns.helpers import Clock, Store, checkout, open_store, settings_with
 from tests.fakes.speech import FakeLlm
@@ -178,3 +180,32 @@ async def test_a_returning_caller_gets_the_last_calls_context(store: Store) -> N
     assert policy.facts.customer.first_name == "Dana"
     stranger = await router.route(InboundCall("2125550999", "", "100", "PJSIP/t-2", "u2"))
     assert not stranger.known_customer and str(stranger.media_uuid) not in expected
+
+
+@pytest.mark.parametrize(("sealed", "kept"), [(False, True), (True, False)])
+def test_the_customers_words_in_the_note_are_kept_only_as_the_transcript_is(
+    store: Store, sealed: bool, kept: bool
+) -> None:
+    keys = DataKeys({"k1": bytes(32)}, "k1") if sealed else None
+    request = _called(store)
+    note = {"customer_said": "my card was declined", "intent": "objection", "next_step": "x"}
+    turns = [{"speaker": "customer", "text": "my card was declined"}]
+    result = CallResult(AttemptStatus.ANSWERED, outcome="not_interested", note=note, turns=turns)
+    now = store.clock()
+    store.db.call(
+        lambda s: finish_attempt(s, request.attempt_id, result, now, _campaigns(store), keys=keys)
+    )
+    stored = store.db.call(lambda s: s.exec(select(Outcome)).one())
+    assert ("customer_said" in stored.note) is kept
+    assert stored.note["intent"] == "objection"
+    # Where the words were left out, the call's view takes them from the opened transcript.
+    detail = store.db.call(lambda s: get_call(s, request.attempt_id, keys))
+    assert detail is not None and detail.note["customer_said"] == "my card was declined"
+
+
+def test_no_transcript_kept_means_no_words_in_the_note(store: Store) -> None:
+    request = _called(store)
+    note = {"customer_said": "my card was declined", "intent": "objection"}
+    _finish(store, request, CallResult(AttemptStatus.ANSWERED, outcome="callback", note=note))
+    stored = store.db.call(lambda s: s.exec(select(Outcome)).one())
+    assert "customer_said" not in stored.note
