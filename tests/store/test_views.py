@@ -90,7 +90,12 @@ def test_a_call_detail_opens_a_sealed_transcript_only_with_the_keys(
     detail = db.call(lambda s: views.get_call(s, seeded.attempt_id, KEYS))
     assert detail is not None
     assert detail.turns == TURNS
-    assert detail.note == {"summary": "wants a reminder"}
+    # The customer's last words come from the opened transcript (a sealed call's note
+    # does not keep them).
+    assert detail.note == {
+        "summary": "wants a reminder",
+        "customer_said": "Oh hi, yes I meant to finish that.",
+    }
     assert detail.recording_id == seeded.recording_id and detail.recording_bytes > 0
     assert detail.items[0]["title"] == "Trail shoes"
     assert detail.checkout_url == "https://shop.example/checkouts/c1"
