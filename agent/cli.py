@@ -163,6 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     srv.set_defaults(func=cmd_serve)
 
     from agent.campaigns.cli import add_commands as add_campaign_commands
+    from agent.demo.cli import add_commands as add_demo_commands
     from agent.privacy.cli import add_commands as add_privacy_commands
     from agent.simulator.cli import add_commands as add_call_commands
     from agent.speech.cli import add_commands as add_model_commands
@@ -171,6 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_campaign_commands(sub)
     add_privacy_commands(sub)
     add_call_commands(sub)
+    add_demo_commands(sub)
     add_model_commands(sub)
     add_user_commands(sub)
     return parser

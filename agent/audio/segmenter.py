@@ -28,6 +28,9 @@ class SegmenterSettings:
     # Hysteresis: once speaking, a frame counts as speech down to this level.
     release_threshold: float = 0.35
     min_speech_ms: int = 200
+    # Dips this short inside the first syllables do not restart the count towards
+    # min_speech_ms: a word's onset often flickers around the threshold.
+    onset_gap_ms: int = 96
     likely_over_ms: int = 300
     end_silence_ms: int = 700
 
@@ -46,6 +49,7 @@ class Segmenter:
         self._in_turn = False
         self._likely_sent = False
         self._candidate_ms = 0
+        self._candidate_gap_ms = 0
 
     @property
     def in_turn(self) -> bool:
@@ -64,14 +68,18 @@ class Segmenter:
         if not self._in_turn:
             if speaking:
                 self._candidate_ms += duration_ms
+                self._candidate_gap_ms = 0
                 if self._candidate_ms >= s.min_speech_ms:
                     self._in_turn = True
                     self._speech_ms = self._candidate_ms
                     self._silence_ms = 0
                     events.append(Segment.SPEECH_STARTED)
-            else:
-                # A short blip that never reached min_speech_ms: forget it.
-                self._candidate_ms = 0
+            elif self._candidate_ms:
+                self._candidate_gap_ms += duration_ms
+                if self._candidate_gap_ms > s.onset_gap_ms:
+                    # A short blip that never reached min_speech_ms: forget it.
+                    self._candidate_ms = 0
+                    self._candidate_gap_ms = 0
             return events
         if speaking:
             self._speech_ms += duration_ms
@@ -89,6 +97,7 @@ class Segmenter:
             self._in_turn = False
             self._likely_sent = False
             self._candidate_ms = 0
+            self._candidate_gap_ms = 0
             self._speech_ms = 0
             self._silence_ms = 0
         return events

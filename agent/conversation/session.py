@@ -28,7 +28,7 @@ from agent.speech.worker import StopFlag
 
 log = logging.getLogger(__name__)
 WINDOW_BYTES = VAD_WINDOW_SAMPLES * 2
-PRE_ROLL_MS = 200
+PRE_ROLL_MS = 500  # audio kept from before the turn started: the onset of its first word
 
 
 class Media(Protocol):
@@ -180,6 +180,12 @@ class CallSession:
 
     def _on_segment(self, event: Segment) -> None:
         now = self.clock()
+        log.debug(
+            "%s (agent speaking: %s, reply under way: %s)",
+            event,
+            self.bot_speaking,
+            self._reply is not None,
+        )
         self._last_activity = now
         if event is Segment.SPEECH_STARTED:
             self._utterance = bytearray(b"".join(self._pre_roll)) + self._utterance

@@ -49,7 +49,7 @@ def add_commands(sub: Any) -> None:
     call.set_defaults(func=cmd_call)
 
 
-def _ensure_running(settings: Settings) -> list[tuple[Any, str]]:
+def ensure_running(settings: Settings) -> list[tuple[Any, str]]:
     """Starts the instances that are not running; returns the ones it started."""
     started = []
     state = settings.state_dir
@@ -68,7 +68,7 @@ def _ensure_running(settings: Settings) -> list[tuple[Any, str]]:
 
 def cmd_call(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
-    started = _ensure_running(settings)
+    started = ensure_running(settings)
     try:
         return asyncio.run(_demo_call(settings, args.number, amd=not args.no_amd))
     finally:

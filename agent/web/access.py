@@ -47,9 +47,6 @@ ROLE_SCOPES: dict[Role, frozenset[Scope]] = {
     ),
 }
 
-# Roles that hold customer data or run the system must use a second factor.
-MFA_REQUIRED = frozenset({Role.OWNER, Role.ADMIN})
-
 # Scopes that touch a customer's data: every use is written to the processing log.
 PERSONAL_SCOPES = frozenset(
     {Scope.CALLS_READ, Scope.RECORDINGS_READ, Scope.CUSTOMERS_READ, Scope.COMPLIANCE_WRITE}

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, SecretStr, model_validator
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 
 
 class _Section(BaseModel):
@@ -26,6 +28,9 @@ class AuthSettings(_Section):
     attempts_per_min: int = Field(20, ge=1, le=10_000)
     # The issuer shown in authenticator apps.
     totp_issuer: str = Field("Cartline", min_length=1, max_length=60)
+    # Roles that must sign in with a second factor (TOTP). Owners and admins may be left
+    # out only while the server listens on this machine alone (the demo does that).
+    mfa_roles: tuple[Literal["owner", "admin", "analyst", "agent"], ...] = ("owner", "admin")
 
 
 class OutcomeWebhookSettings(_Section):
@@ -51,3 +56,13 @@ class WebSettings(_Section):
     # an API token with the metrics:read scope from anywhere, "off" serves nothing.
     metrics: Literal["loopback", "token", "off"] = "loopback"
     outcome_webhooks: tuple[OutcomeWebhookSettings, ...] = ()
+
+    @model_validator(mode="after")
+    def _second_factor(self) -> WebSettings:
+        missing = {"owner", "admin"} - set(self.auth.mfa_roles)
+        if missing and self.host not in LOOPBACK_HOSTS:
+            raise ValueError(
+                f"auth.mfa_roles leaves out {', '.join(sorted(missing))}: that is allowed only "
+                "while web.host is a loopback address (127.0.0.1, ::1, localhost)"
+            )
+        return self

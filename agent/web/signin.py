@@ -18,7 +18,7 @@ from agent.privacy import audit
 from agent.privacy.crypto import DataKeys
 from agent.store.tables import User
 from agent.web import accounts
-from agent.web.access import MFA_REQUIRED, PRINCIPAL, Role, password_only, public
+from agent.web.access import PRINCIPAL, password_only, public
 from agent.web.auth import AUTH, SESSION_COOKIE, deny, end_session, new_session, same_origin
 from agent.web.pages import render
 
@@ -85,7 +85,7 @@ async def login(request: web.Request) -> web.Response:
             s.add(user)
             return "bad", None
         assert user.id is not None
-        needs_mfa = user.mfa_enabled or Role(user.role) in MFA_REQUIRED
+        needs_mfa = user.mfa_enabled or user.role in ctx.settings.auth.mfa_roles
         if not needs_mfa:
             accounts.note_success(user)
             s.add(user)

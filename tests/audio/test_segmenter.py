@@ -59,3 +59,16 @@ def test_should_interrupt() -> None:
     assert not should_interrupt(300, bot_speaking=True)
     assert should_interrupt(450, bot_speaking=True)
     assert not should_interrupt(5000, bot_speaking=False)
+
+
+def test_a_flickering_onset_still_starts_the_turn() -> None:
+    # A first word hovering around the threshold: short dips do not restart the count.
+    seg = Segmenter(SegmenterSettings(min_speech_ms=200, onset_gap_ms=96))
+    onset = [(0.6, 3), (0.4, 1), (0.6, 2), (0.45, 2), (0.7, 2)]
+    events = run(seg, [(0.0, 5), *onset, (0.9, 10), (0.0, 30)])
+    assert events[0] == ((5 + 3 + 1 + 2 + 2 + 2) * FRAME, Segment.SPEECH_STARTED)
+
+
+def test_a_gap_longer_than_the_onset_gap_forgets_the_candidate() -> None:
+    seg = Segmenter(SegmenterSettings(min_speech_ms=200, onset_gap_ms=96))
+    assert run(seg, [(0.9, 5), (0.0, 4), (0.9, 5), (0.0, 40)]) == []

@@ -15,6 +15,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import update
 from yarl import URL
 
+from agent.errors import ConfigError
 from agent.privacy.crypto import DataKeys
 from agent.store.db import Database
 from agent.store.tables import User, WebSession, table
@@ -309,3 +310,27 @@ def test_the_rate_limiter_forgets_old_attempts() -> None:
     assert not limiter.allow("a", 2)
     assert limiter.allow("b", 2)
     assert limiter.allow("a", 61)
+
+
+async def test_mfa_roles_may_spare_an_owner_the_second_factor_on_a_loopback_server(
+    tmp_path: Path, data_keys: DataKeys
+) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'demo.db'}")
+    db.migrate()
+    served = WebServed(db, web_settings(auth={"mfa_roles": []}), data_keys)
+    async with TestClient(TestServer(make_web_app(served))) as client:
+        w = Web(client, db, served)
+        await w.user(Role.OWNER, "demo@shop.example")
+        r = await _login(w, "demo@shop.example")
+        assert r.status == 303 and r.headers["Location"] == "/probe"
+        # Signed in fully: the API answers without asking for a code.
+        r = await w.client.get("/api/v1/campaigns")
+        assert r.status == 200
+    db.close()
+
+
+def test_owners_and_admins_keep_the_second_factor_off_loopback() -> None:
+    with pytest.raises(ConfigError, match="mfa_roles leaves out admin, owner"):
+        web_settings(host="0.0.0.0", auth={"mfa_roles": ["analyst"]})
+    assert web_settings(host="0.0.0.0").web.auth.mfa_roles == ("owner", "admin")
+    assert web_settings(host="::1", auth={"mfa_roles": []}).web.auth.mfa_roles == ()
