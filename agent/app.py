@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import logging
 import time
@@ -23,6 +24,7 @@ from agent.campaigns.scheduler import Scheduler
 from agent.campaigns.sms import TextInbox, TextSender
 from agent.config import Settings
 from agent.conversation.calls import Conversations
+from agent.conversation.session import CallSession
 from agent.privacy.crypto import RECORDING_CONTEXT, DataKeys, ensure_keys
 from agent.privacy.retention import keep_purging
 from agent.privacy.rotation import keep_resealing
@@ -99,12 +101,19 @@ class Telephony:
         call.tracker.mark_agent_hangup()
         await self.ami.hangup(channel)
 
-    async def transfer(self, call: PlacedCall, number: str) -> None:
-        """Hands the customer to a person at ``number`` (AMI Redirect into cartline-transfer)."""
+    async def transfer(
+        self, call: PlacedCall, number: str, *, stop_recording: bool = False
+    ) -> None:
+        """Hands the customer to a person at ``number`` (AMI Redirect into cartline-transfer).
+
+        ``stop_recording``: the recording ends here rather than with the call.
+        """
         channel = call.channel
         if channel is None:
             raise AmiError("the call has no channel yet; it cannot be transferred")
         call.tracker.mark_agent_hangup()
+        if stop_recording:
+            await self.ami.setvar(channel, "CARTLINE_STOP_REC", "yes")
         await self.ami.redirect(channel, "cartline-transfer", number)
 
     async def hangup_channel(self, channel: str) -> None:
@@ -170,6 +179,31 @@ class CampaignCalls:
         # Set to seal each recording as soon as its call ends (encryption at rest).
         self.keys: DataKeys | None = None
         self.observers: list[CallObserver] = []
+        # Live calls, with where a person answers for their campaign (None: nobody).
+        self.live: dict[str, _LiveCall] = {}
+
+    async def hand_over(self) -> int:
+        """Transfers every live call that has a person to go to (shutdown); returns how many.
+
+        A handed-over call's attempt ends at once, as answered and transferred: the
+        customer talks on with a person, and the recording stops at the hand-over.
+        """
+        moved = 0
+        for call_id, live in list(self.live.items()):
+            if live.target is None or not live.placed.outcome.answered:
+                continue
+            try:
+                await self.telephony.transfer(live.placed, live.target, stop_recording=True)
+            except AmiError:
+                log.warning("call %s: could not be handed over to a person", call_id)
+                continue
+            if live.session.record.outcome is None:
+                live.session.record.outcome = "transferred"
+            live.released.set()
+            moved += 1
+        if moved:
+            log.info("handed %d live call(s) over to a person", moved)
+        return moved
 
     def _notify(self, method: str, *args: object) -> None:
         for observer in self.observers:
@@ -208,14 +242,18 @@ class CampaignCalls:
             on_event=lambda event: self._notify("call_event", request, event),
         )
         actions.call = placed
+        live = _LiveCall(placed, session, campaign.script.transfer_to)
+        self.live[placed.call_id] = live
         try:
-            outcome = await placed.wait_done(s.trunk.ring_timeout_s + s.calls.max_call_s + 30)
+            outcome = await live.wait(s.trunk.ring_timeout_s + s.calls.max_call_s + 30)
         finally:
             self.conversations.sessions.pop(placed.call_id, None)
+            self.live.pop(placed.call_id, None)
         ended = dt.datetime.now(dt.UTC)
         answered_at = None
-        if outcome.answered and outcome.answered_at and outcome.ended_at:
-            answered_at = ended - dt.timedelta(seconds=outcome.ended_at - outcome.answered_at)
+        if outcome.answered and outcome.answered_at:
+            lasted = (outcome.ended_at or time.monotonic()) - outcome.answered_at
+            answered_at = ended - dt.timedelta(seconds=lasted)
         turns = [
             {"speaker": "customer" if m.role == "user" else "agent", "text": m.content}
             for m in session.history
@@ -256,6 +294,27 @@ class CampaignCalls:
                 done = self.keys.seal_file(f, RECORDING_CONTEXT)
                 sealed = done if f == mix else sealed
         return sealed, size
+
+
+@dataclasses.dataclass
+class _LiveCall:
+    placed: PlacedCall
+    session: CallSession
+    target: str | None
+    # Set when the call was handed to a person: its attempt ends there.
+    released: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+
+    async def wait(self, timeout_s: float) -> CallOutcome:
+        """The call's outcome once it ends, or once it was handed over (still going)."""
+        done = asyncio.ensure_future(self.placed.wait_done(timeout_s))
+        released = asyncio.ensure_future(self.released.wait())
+        try:
+            await asyncio.wait({done, released}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            released.cancel()
+            if not done.done():
+                done.cancel()
+        return done.result() if done.done() and not done.cancelled() else self.placed.outcome
 
 
 def _wait_settled(files: list[Path], quiet_s: float = 0.3, limit_s: float = 5.0) -> None:
@@ -370,8 +429,13 @@ class Server:
         self._scheduler_task = asyncio.create_task(self.scheduler.run(), name="scheduler")
         log.info("serving on http://%s:%d", self.settings.web.host, self.settings.web.port)
 
-    async def stop(self, drain_s: float = 0) -> None:
-        await self.scheduler.stop(drain_s=drain_s)
+    async def stop(self, drain_s: float = 0, *, hand_over: bool = False) -> None:
+        """Stops taking work; live calls get ``drain_s`` to finish. ``hand_over``: those
+        still live then are transferred to their campaign's ``script.transfer_to``; the
+        rest are cut and their jobs retried later (interrupted)."""
+        await self.scheduler.stop(
+            drain_s=drain_s, hand_over=self.placer.hand_over if hand_over else None
+        )
         for task in (self._reseal_task, self._purge_task, self._notify_task):
             if task is not None:
                 task.cancel()

@@ -97,10 +97,10 @@ def cmd_asterisk(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
-    return asyncio.run(_serve(settings, args.drain_s))
+    return asyncio.run(_serve(settings, args.drain_s, args.hand_over))
 
 
-async def _serve(settings: Settings, drain_s: float) -> int:
+async def _serve(settings: Settings, drain_s: float, hand_over: bool) -> int:
     from agent.app import Server
     from agent.campaigns.calling import opening_prompt
     from agent.speech.models import load_speech
@@ -117,8 +117,9 @@ async def _serve(settings: Settings, drain_s: float) -> int:
     w = settings.web
     print(f"cartline: serving (web on http://{w.host}:{w.port}); Ctrl-C stops", flush=True)
     await stop.wait()
-    print(f"cartline: stopping; live calls have {drain_s:g} s to finish", flush=True)
-    await server.stop(drain_s=drain_s)
+    then = "are handed to a person" if hand_over else "are cut and retried later"
+    print(f"cartline: stopping; live calls have {drain_s:g} s to finish, then {then}", flush=True)
+    await server.stop(drain_s=drain_s, hand_over=hand_over)
     return 0
 
 
@@ -159,6 +160,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     srv.add_argument(
         "--drain-s", type=float, default=60, help="seconds live calls may finish on shutdown"
+    )
+    srv.add_argument(
+        "--hand-over",
+        action="store_true",
+        help="calls still live after the drain time go to their campaign's script.transfer_to "
+        "(a person) instead of being cut",
     )
     srv.set_defaults(func=cmd_serve)
 

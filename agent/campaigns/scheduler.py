@@ -12,7 +12,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Protocol
 
@@ -174,12 +174,25 @@ class Scheduler:
                 async with asyncio.timeout(self.settings.poll_s):
                     await self._wake.wait()
 
-    async def stop(self, *, drain_s: float = 0) -> None:
-        """Stops claiming; lets live calls finish for up to ``drain_s``, then cancels them."""
+    async def stop(
+        self,
+        *,
+        drain_s: float = 0,
+        hand_over: Callable[[], Awaitable[int]] | None = None,
+        hand_over_s: float = 15.0,
+    ) -> None:
+        """Stops claiming; lets live calls finish for up to ``drain_s``, then cancels them.
+
+        ``hand_over``: called first for the calls still live when the drain time is
+        up (it transfers them to a person and returns how many); they get
+        ``hand_over_s`` more to leave before the rest are cancelled.
+        """
         self._stopping = True
         self._wake.set()
         if self.calls and drain_s > 0:
             await asyncio.wait(list(self.calls.values()), timeout=drain_s)
+        if self.calls and hand_over is not None and await hand_over():
+            await asyncio.wait(list(self.calls.values()), timeout=hand_over_s)
         for task in list(self.calls.values()):
             task.cancel()
         for task in list(self.calls.values()):
