@@ -16,7 +16,9 @@ plan ends the call, and scores:
 - invented facts: everything the agent says is checked as a free answer is
   (:func:`check_answer`: amounts, percentages, codes, promises, links; not
   length, since the script's own lines are long), with the codes of the offers
-  the cart qualifies for allowed, plus each scenario's forbidden patterns.
+  the cart qualifies for allowed, plus each scenario's forbidden patterns;
+- link texts: a call texts the checkout link at most once (a plan that sends
+  it counts as sent, as the call tells the policy once the text went out).
 
 What text mode approximates: silence is the call's watchdog (the reprompt,
 then the goodbye and a hang-up on a second silence); a line spoken over the
@@ -55,6 +57,7 @@ from agent.conversation.policy import (
     DialoguePolicy,
     Effect,
     HangUp,
+    SendCheckoutSms,
     Speak,
     TurnPlan,
 )
@@ -129,6 +132,7 @@ class Result:
     actions_expected: int
     opt_out_ok: bool | None  # None: the customer does not opt out
     opt_out_delay_s: float | None
+    link_texts: int = 0
     violations: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
 
@@ -272,6 +276,9 @@ def score(scenario: Scenario, greeting: str, turns: Sequence[Turn]) -> Result:
     for number, text in [(0, greeting), *((t.number, t.said) for t in turns)]:
         found += [f"turn {number}: {v}" for v in violations(text, facts, scenario.forbid)]
     failures += found
+    texts = sum(texts_link(t.plan) for t in turns)
+    if texts > 1:
+        failures.append(f"link texted {texts} times")
     return Result(
         name=scenario.name,
         expected=scenario.outcome,
@@ -281,9 +288,15 @@ def score(scenario: Scenario, greeting: str, turns: Sequence[Turn]) -> Result:
         actions_expected=expected,
         opt_out_ok=opt_out_ok,
         opt_out_delay_s=delay,
+        link_texts=texts,
         violations=found,
         failures=failures,
     )
+
+
+def texts_link(plan: TurnPlan | None) -> bool:
+    """Whether ``plan`` texts the checkout link."""
+    return plan is not None and any(isinstance(e, SendCheckoutSms) for e in plan.effects)
 
 
 def call_outcome(turns: Sequence[Turn]) -> str:
@@ -310,6 +323,8 @@ def summary(results: Sequence[Result], seconds: float) -> dict[str, Any]:
         "opt_out_compliance": _ratio(sum(bool(r.opt_out_ok) for r in opting), len(opting)),
         "opt_out_delay_s_max": round(max(delays), 4) if delays else None,
         "invented_facts": sum(len(r.violations) for r in results),
+        "link_texts": sum(r.link_texts for r in results),
+        "calls_texting_link_twice": sum(r.link_texts > 1 for r in results),
         "median_turns": statistics.median(r.turns for r in results) if results else 0,
         "seconds": round(seconds, 1),
     }
@@ -380,6 +395,8 @@ async def run_scenario(scenario: Scenario, llm: Llm) -> tuple[str, list[Turn]]:
             turns.append(Turn(number, line, None, delay_s, ""))
             continue
         said = maybe.say
+        if texts_link(maybe):
+            policy.note_link_sent()  # as the call does once the text went out
         turns.append(Turn(number, line, maybe, delay_s, said))
         if line.key is None:
             history.append(ChatMessage("user", line.text))
@@ -423,6 +440,7 @@ def _record(result: Result, turns: Sequence[Turn]) -> dict[str, Any]:
         "outcome": result.outcome,
         "failures": result.failures,
         "opt_out_delay_s": result.opt_out_delay_s,
+        "link_texts": result.link_texts,
         "turns": [
             {
                 "turn": t.number,

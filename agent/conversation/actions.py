@@ -11,7 +11,7 @@ is one.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
@@ -135,22 +135,33 @@ def action_name(model: type[ActionModel]) -> str:
 
 
 def available(
-    offers: Sequence[str], *, link: bool, transfer: bool
+    offers: Sequence[str],
+    *,
+    link: bool,
+    transfer: bool,
+    without: Collection[type[ActionModel]] = (),
 ) -> tuple[type[ActionModel], ...]:
-    """The actions one call can take."""
+    """The actions one call can take (less those ``without``)."""
     return tuple(
         a
         for a in ACTIONS
-        if (a is not OfferDiscount or offers)
+        if a not in without
+        and (a is not OfferDiscount or offers)
         and (a is not SendCheckoutLink or link)
         and (a is not TransferToPerson or transfer)
     )
 
 
-def action_schema(offers: Sequence[str], *, link: bool, transfer: bool) -> dict[str, Any]:
+def action_schema(
+    offers: Sequence[str],
+    *,
+    link: bool,
+    transfer: bool,
+    without: Collection[type[ActionModel]] = (),
+) -> dict[str, Any]:
     """The JSON schema of one action among those available (``offers``: offer names)."""
     alternatives = []
-    for model in available(offers, link=link, transfer=transfer):
+    for model in available(offers, link=link, transfer=transfer, without=without):
         schema = _untitled(model.model_json_schema())
         schema.pop("description", None)
         if model is OfferDiscount:

@@ -7,6 +7,11 @@ then says what to do, in order: effects such as the do-not-call entry come
 before the words that confirm them, so a caller who hangs up mid-sentence is
 still opted out. What is said comes from the script's templates, or from the
 model's short answer once it passed :func:`check_answer`.
+
+A choice that ends the call or texts someone must be borne out by the caller's
+words (:mod:`agent.conversation.identity`): "wrong person" needs a caller who
+said so, and "who is this?" gets the script's answer rather than the link. The
+link goes only to the shopper, and at most once a call.
 """
 
 from __future__ import annotations
@@ -14,11 +19,11 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass, field
 from typing import Literal
 from zoneinfo import ZoneInfo
 
 from agent.campaigns.settings import MerchantSettings
+from agent.conversation import identity
 from agent.conversation.actions import (
     Action,
     AlreadyPurchased,
@@ -40,6 +45,18 @@ from agent.conversation.actions import (
 from agent.conversation.callback_time import parse_callback_time
 from agent.conversation.checks import Problem, check_answer
 from agent.conversation.facts import CallFacts, CustomerFacts
+from agent.conversation.plans import (
+    AddToDoNotCall,
+    CallNote,
+    Effect,
+    HangUp,
+    Outcome,
+    ScheduleCall,
+    SendCheckoutSms,
+    Speak,
+    Transfer,
+    TurnPlan,
+)
 from agent.conversation.prompts import system_prompt
 from agent.conversation.rules import (
     disclosure_first,
@@ -51,78 +68,7 @@ from agent.conversation.script import ScriptSettings
 from agent.speech.protocols import ChatMessage, Llm
 from agent.speech.worker import StopFlag
 
-Outcome = Literal[
-    "opted_out",
-    "purchased",
-    "wrong_person",
-    "not_interested",
-    "completed",
-    "callback",
-    "transferred",
-    "voicemail",
-]
 NOTE_CHARS = 200
-
-
-@dataclass(frozen=True)
-class Speak:
-    text: str
-
-
-@dataclass(frozen=True)
-class AddToDoNotCall:
-    """Put the number on the do-not-call list, before anything else is said."""
-
-    why: Literal["phrase", "key", "model"]
-
-
-@dataclass(frozen=True)
-class SendCheckoutSms:
-    """Text the checkout link (the sender checks SMS consent)."""
-
-
-@dataclass(frozen=True)
-class ScheduleCall:
-    at: dt.datetime  # aware, in the customer's time zone
-
-
-@dataclass(frozen=True)
-class Transfer:
-    target: str
-
-
-@dataclass(frozen=True)
-class HangUp:
-    outcome: Outcome
-
-
-Effect = Speak | AddToDoNotCall | SendCheckoutSms | ScheduleCall | Transfer | HangUp
-
-
-@dataclass(frozen=True)
-class CallNote:
-    """A short structured note of the turn, kept with the call (never logged)."""
-
-    customer_said: str
-    intent: str
-    objection: Reason | None = None
-    next_step: str = "continue"
-
-
-@dataclass(frozen=True)
-class TurnPlan:
-    """What the agent does for one turn, in order; ``outcome`` set when the call ends."""
-
-    action: str
-    source: Literal["rule", "model"]
-    effects: tuple[Effect, ...]
-    note: CallNote
-    outcome: Outcome | None = None
-    problems: tuple[Problem, ...] = field(default=())
-
-    @property
-    def say(self) -> str:
-        return " ".join(e.text for e in self.effects if isinstance(e, Speak))
 
 
 class DialoguePolicy:
@@ -155,7 +101,14 @@ class DialoguePolicy:
         transfer = script.transfer_to is not None
         self.actions = available(offers, link=link, transfer=transfer)
         self.schema = action_schema(offers, link=link, transfer=transfer)
+        # For a second look when the model calls the caller a wrong person and nothing
+        # they said bears it out.
+        self._schema_shopper = action_schema(
+            offers, link=link, transfer=transfer, without=(WrongPerson,)
+        )
         self._system = system_prompt(self.facts, self.actions)
+        # One text a call: the model picks the link for much it cannot answer.
+        self._link_sent = False
 
     # What the call session asks of any policy.
 
@@ -177,6 +130,19 @@ class DialoguePolicy:
     def link_not_sent(self) -> str:
         """Said instead of "I've sent you the link" when the text could not be sent."""
         return self.facts.fill(self.script.templates.fallback_no_link)
+
+    @property
+    def link_sent(self) -> bool:
+        """Whether this call has texted the checkout link."""
+        return self._link_sent
+
+    def note_link_sent(self) -> None:
+        """Told once the link went out, so later turns say so instead of texting it again.
+
+        Told after the text is sent, not when a plan is made: a speculative plan
+        may be dropped, and a text that failed (no consent) went nowhere.
+        """
+        self._link_sent = True
 
     # Turns.
 
@@ -229,20 +195,62 @@ class DialoguePolicy:
             ChatMessage("user", said),
         ]
         action = parse_action(await self._llm.choose(messages, self.schema, stop))
+        other = self.not_the_shopper(history, said)
+        if self._unfounded(action, said, other):
+            # The caller asked who calls or why: the script's own answer, not a guess.
+            if identity.asks_who_or_why(said):
+                return self._about_call(said)
+            action = parse_action(await self._llm.choose(messages, self._schema_shopper, stop))
         if action is None or type(action) not in self.actions:
-            return self._fallback(said, "invalid", ())
-        return self.plan(action, said)
+            return self._fallback(said, "invalid", (), not_shopper=other)
+        return self.plan(action, said, not_shopper=other)
 
-    def plan(self, action: Action, said: str) -> TurnPlan:
-        """The plan for the model's ``action`` (pure: nothing is done yet)."""
+    @staticmethod
+    def _unfounded(action: Action | None, said: str, not_shopper: bool) -> bool:
+        # What the small model got wrong (scripts/eval-dialogue): a rude "why are you
+        # calling me?" taken for a wrong number; "what cart?" or "what's this about?"
+        # met with the link. Each ends the call or texts someone: the words must bear it out.
+        if isinstance(action, WrongPerson):
+            return not not_shopper
+        return (
+            isinstance(action, SendCheckoutLink)
+            and identity.asks_who_or_why(said)
+            and not identity.wants_link(said)
+        )
+
+    def not_the_shopper(self, history: Sequence[ChatMessage], said: str) -> bool:
+        """Whether the person on the line said they are not the shopper (the latest word counts).
+
+        Read from what was said, not kept: a dropped speculative turn leaves nothing behind.
+        """
+        first_name = self.facts.customer.first_name
+        lines = [m.content for m in history if m.role == "user"] + [said]
+        for line in reversed(lines):
+            if identity.someone_else(line, first_name):
+                return True
+            if identity.the_shopper(line, first_name):
+                return False
+        return False
+
+    def plan(self, action: Action, said: str, *, not_shopper: bool = False) -> TurnPlan:
+        """The plan for the model's ``action`` (pure: nothing is done yet).
+
+        ``not_shopper``: the caller said they are not the shopper, so the link is not
+        theirs to get; asking for it ends the call as a wrong person.
+        """
         t = self.script.templates
         name = action_name(type(action))
+        if isinstance(action, SendCheckoutLink) and not_shopper:
+            return self._ending(said, "wrong_person", t.wrong_person, "wrong_person", "rule")
         if isinstance(action, AnswerQuestion):
             problems = tuple(check_answer(action.say, self.facts))
             if problems or not action.say.strip():
-                return self._fallback(said, name, problems)
+                return self._fallback(said, name, problems, not_shopper=not_shopper)
             return TurnPlan(name, "model", (Speak(action.say.strip()),), self._note(said, name))
         if isinstance(action, SendCheckoutLink):
+            if self._link_sent:
+                effects: tuple[Effect, ...] = (Speak(self.facts.fill(t.link_already_sent)),)
+                return TurnPlan(name, "model", effects, self._note(said, name))
             return TurnPlan(
                 name,
                 "model",
@@ -294,6 +302,10 @@ class DialoguePolicy:
         effects = (Speak(self.facts.fill(template)), HangUp(outcome))
         return TurnPlan(name, source, effects, self._note(said, name, next_step="none"), outcome)
 
+    def _about_call(self, said: str) -> TurnPlan:
+        text = self.facts.fill(self.script.templates.about_call)
+        return TurnPlan("answer_question", "rule", (Speak(text),), self._note(said, "about_call"))
+
     def _offer(self, action: OfferDiscount, said: str) -> TurnPlan:
         offer = next((o for o in self.facts.eligible_offers() if o.name == action.offer), None)
         if offer is None:
@@ -326,10 +338,14 @@ class DialoguePolicy:
         note = self._note(said, "schedule_callback", next_step=f"call back {at.isoformat()}")
         return TurnPlan("schedule_callback", "model", effects, note, "callback")
 
-    def _fallback(self, said: str, name: str, problems: tuple[Problem, ...]) -> TurnPlan:
+    def _fallback(
+        self, said: str, name: str, problems: tuple[Problem, ...], *, not_shopper: bool = False
+    ) -> TurnPlan:
         t = self.script.templates
         effects: tuple[Effect, ...]
-        if self.facts.customer.checkout_url is not None:
+        if self._link_sent:
+            effects = (Speak(self.facts.fill(t.link_already_sent)),)
+        elif self.facts.customer.checkout_url is not None and not not_shopper:
             effects = (SendCheckoutSms(), Speak(self.facts.fill(t.fallback)))
         else:
             effects = (Speak(self.facts.fill(t.fallback_no_link)),)

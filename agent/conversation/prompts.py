@@ -30,13 +30,14 @@ from agent.conversation.facts import CallFacts, money
 # When the model should pick each action, in a few words (the small model reads them all).
 WHEN: dict[type[ActionModel], str] = {
     AnswerQuestion: 'a question you can answer from the facts; "say" is one short sentence',
-    SendCheckoutLink: "wants the link, the cart or to buy",
+    # Not "wants the cart": "what cart?" got the link.
+    SendCheckoutLink: "the shopper asks for the link or to buy",
     OfferDiscount: "hesitates over the price",
     ScheduleCallback: 'asks to be called later; "when" is the time in their words',
     TransferToPerson: "wants to talk to a person",
     # "Changed my mind" is no purchase: a wrong "purchased" credits a sale that never happened.
     AlreadyPurchased: "says they already bought or ordered it",
-    WrongPerson: "wrong person or wrong number",
+    WrongPerson: "says they are not the shopper, or the wrong number",
     NotInterested: "declines or changed their mind",
     OptOut: "asks not to be called again",
     EndCall: "says goodbye",
@@ -51,7 +52,7 @@ def system_prompt(facts: CallFacts, actions: Sequence[type[ActionModel]]) -> str
         "You called a shopper who left items in the online cart.",
         "Reply with one JSON action for the shopper's last words:",
         *(f"- {action_name(a)}: {WHEN[a]}" for a in actions),
-        "Never invent prices, codes, links or promises.",
+        "Only the shopper may get the link. Never invent prices, codes, links or promises.",
         "Facts:",
     ]
     name = " ".join(n for n in (c.first_name, c.last_name) if n)

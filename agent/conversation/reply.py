@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -34,6 +35,8 @@ from agent.speech.models import TELEPHONE_RATE, Speech
 from agent.speech.protocols import ChatMessage
 from agent.speech.worker import StopFlag
 
+log = logging.getLogger(__name__)
+
 LEAD_MS = 40  # audio the pacer has already written ahead: heard even when cleared
 HANG_UP_AFTER_WORDS_S = 0.1  # the pacer runs 2 to 3 frames ahead of the caller's ear
 
@@ -48,6 +51,7 @@ class Policy(Protocol):
     def reprompt(self) -> str: ...
     def goodbye(self) -> str: ...
     def link_not_sent(self) -> str: ...
+    def note_link_sent(self) -> None: ...
     async def warm_up(self, stop: StopFlag) -> None: ...
     def on_voicemail(self) -> TurnPlan: ...
     def on_key(self, digit: str) -> TurnPlan | None: ...
@@ -181,6 +185,12 @@ class Reply:
             transcript = await self.speech.stt.transcribe(self.utterance)
             stt_done = self.clock()
             self.transcript = transcript.text.strip()
+            log.debug(
+                "turn %d: %d characters transcribed in %.2f s",
+                self.turn,
+                len(self.transcript),
+                stt_done - self.end_of_speech,
+            )
             if not self.transcript:
                 return
             elapsed = self.clock() - self.started_at
@@ -188,6 +198,13 @@ class Reply:
                 list(self.history), self.transcript, self._stop, elapsed_s=elapsed
             )
         decided = self.clock()
+        log.debug(
+            "turn %d: %s (%s) decided after %.2f s",
+            self.turn,
+            self.plan.action,
+            self.plan.source,
+            decided - stt_done,
+        )
         # Nothing is done for a turn that may yet go on: a speculative reply stops here.
         await self._go.wait()
         self._acting = True
@@ -228,9 +245,7 @@ class Reply:
         if isinstance(effect, AddToDoNotCall):
             await asyncio.shield(self.actions.add_do_not_call(effect.why))
         elif isinstance(effect, SendCheckoutSms):
-            sent = await asyncio.shield(self.actions.send_checkout_link())
-            self.record.link_sent = self.record.link_sent or sent
-            return sent
+            return await asyncio.shield(self._send_link())
         elif isinstance(effect, ScheduleCall):
             self.record.callback_at = effect.at
             await asyncio.shield(self.actions.schedule_callback(effect.at))
@@ -241,6 +256,14 @@ class Reply:
             await self._words_played()
             await asyncio.shield(self.actions.hang_up())
         return True
+
+    async def _send_link(self) -> bool:
+        # Noted inside the shield: a text that went out while the reply was cancelled counts.
+        sent = await self.actions.send_checkout_link()
+        self.record.link_sent = self.record.link_sent or sent
+        if sent:
+            self.policy.note_link_sent()
+        return sent
 
     async def _words_played(self) -> None:
         left = self._play_until - self.clock()

@@ -137,6 +137,17 @@ class TemplateSettings(_Section):
     """Lines spoken exactly as written, once their placeholders are filled."""
 
     checkout_link: str = "I've just sent the link to your checkout by text message."
+    # Said when the caller asks who calls or why and the model's choice does not fit
+    # (the link, a wrong number).
+    about_call: str = (
+        "I'm {agent_name}, an automated assistant calling for {merchant} "
+        "about the items left in your online cart."
+    )
+    # Said instead of texting the link a second time in one call.
+    link_already_sent: str = (
+        "I've already sent the link to your checkout by text message; "
+        "you'll find all the details there."
+    )
     offer: str = "I can offer you {discount_text} with the code {discount_code}. {offer_expiry}"
     opt_out: str = (
         "Understood. I've removed your number and {merchant} won't call you again. Goodbye."

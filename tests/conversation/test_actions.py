@@ -16,6 +16,7 @@ from agent.conversation.actions import (
     ScheduleCallback,
     SendCheckoutLink,
     TransferToPerson,
+    WrongPerson,
     action_name,
     action_schema,
     parse_action,
@@ -48,6 +49,12 @@ def test_what_a_call_cannot_do_is_not_in_its_schema() -> None:
     for missing in (OfferDiscount, SendCheckoutLink, TransferToPerson):
         assert action_name(missing) not in got
     assert "opt_out" in got and "answer_question" in got
+
+
+def test_an_action_can_be_left_out_for_a_second_look() -> None:
+    full = names(action_schema([], link=True, transfer=False))
+    second = names(action_schema([], link=True, transfer=False, without=(WrongPerson,)))
+    assert second == [n for n in full if n != "wrong_person"] and "wrong_person" in full
 
 
 @pytest.mark.parametrize(

@@ -187,3 +187,24 @@ async def test_the_caller_cannot_talk_over_an_ending_call() -> None:
         await asyncio.wait_for(call.wait_closed(), 5)
         assert not [e for e in session.events if isinstance(e, BargeIn)]
         assert actions.names() == ["add_do_not_call", "hang_up"]
+
+
+async def test_the_link_is_texted_once_however_often_it_is_asked_for() -> None:
+    speech = models(["Can you text me the link?", "Text me the link again."], LINK, LINK)
+    async for session, call, actions in call_with(speech):
+        await asyncio.sleep(0.4)
+        await call.caller(("speak", 0.6), ("quiet", 1.5), ("speak", 0.6), ("quiet", 1.5))
+        assert actions.names() == ["send_checkout_link"]
+        said = [e.text for e in session.events if isinstance(e, Said) and e.who == "agent"]
+        assert said[-2] == "I've sent you the link."
+        assert said[-1].startswith("I've already sent the link")
+    llm = speech.llm
+    assert isinstance(llm, FakeLlm) and len(llm.choose_requests) == 2
+
+
+async def test_a_link_refused_for_consent_does_not_count_as_sent() -> None:
+    speech = models(["Can you text me the link?", "Text me the link again."], LINK, LINK)
+    async for _session, call, actions in call_with(speech, FakeActions(consent=False)):
+        await asyncio.sleep(0.4)
+        await call.caller(("speak", 0.6), ("quiet", 1.5), ("speak", 0.6), ("quiet", 1.5))
+        assert actions.names() == ["send_checkout_link", "send_checkout_link"]

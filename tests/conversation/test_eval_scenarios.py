@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
+import json
 import sys
 from decimal import Decimal
 from pathlib import Path
@@ -21,6 +23,7 @@ from agent.conversation.policy import (
     TurnPlan,
 )
 from agent.conversation.script import OfferSettings, ScriptSettings, TopicSettings
+from tests.fakes.speech import FakeLlm
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "eval_dialogue.py"
 CATEGORIES = {
@@ -222,3 +225,29 @@ def test_the_caller_hanging_up_ends_the_call() -> None:
     hang = ev.Line(text=ev.HANGS_UP, hangs_up=True)
     assert ev.call_outcome([_turn(1, None, hang)]) == ev.CALLER_HUNG_UP
     assert ev.call_outcome([]) == ev.OPEN
+
+
+def test_a_call_that_texts_the_link_twice_fails() -> None:
+    link = next(s for s in ev.load_scenarios() if s.name == "asks-for-link")
+    sent = TurnPlan("send_checkout_link", "model", (SendCheckoutSms(), Speak("Sent.")), NOTE)
+    bye = TurnPlan("end_call", "model", (Speak("Bye."), HangUp("completed")), NOTE, "completed")
+    once = ev.score(link, "Hi.", [_turn(1, sent), _turn(2, bye)])
+    twice = ev.score(link, "Hi.", [_turn(1, sent), _turn(2, sent), _turn(3, bye)])
+    assert once.passed and once.link_texts == 1
+    assert not twice.passed and "link texted 2 times" in twice.failures
+    figures = ev.summary([once, twice], 1.0)
+    assert figures["link_texts"] == 3 and figures["calls_texting_link_twice"] == 1
+
+
+async def test_the_run_tells_the_policy_the_link_went_out() -> None:
+    # Text mode performs no effect; like a call, it tells the policy a text was sent.
+    link = next(s for s in ev.load_scenarios() if s.name == "asks-for-link")
+    again = ev.Line(text="Send it again, please.")
+    scenario = dataclasses.replace(link, lines=(link.lines[0], again, link.lines[1]))
+    choice = json.dumps({"action": "send_checkout_link"})
+    llm = FakeLlm(choices=[choice, choice, json.dumps({"action": "end_call"})])
+    greeting, turns = await ev.run_scenario(scenario, llm)
+    result = ev.score(scenario, greeting, turns)
+    assert [ev.texts_link(t.plan) for t in turns] == [True, False, False]
+    assert turns[1].said.startswith("I've already sent the link")
+    assert result.link_texts == 1 and result.outcome == "completed"

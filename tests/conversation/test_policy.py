@@ -332,3 +332,129 @@ async def test_warm_up_reads_what_the_first_decision_starts_with() -> None:
     decided, _ = llm.choose_requests[0]
     assert decided[: len(warm)] == warm
     assert llm.stopped_early == 1  # one token was enough
+
+
+ALREADY = (
+    "I've already sent the link to your checkout by text message; "
+    "you'll find all the details there."
+)
+
+
+async def test_the_link_is_texted_once_a_call() -> None:
+    p, _ = policy(act("send_checkout_link"), act("send_checkout_link"))
+    first = await decide(p, "Can you send me the link?")
+    assert kinds(first) == [SendCheckoutSms, Speak] and not p.link_sent
+    p.note_link_sent()  # the reply tells the policy once the text went out
+    second = await decide(p, "Send me the link again.")
+    assert second.effects == (Speak(ALREADY),)
+    assert second.action == "send_checkout_link" and second.outcome is None
+    assert second.note.next_step == "continue"
+
+
+async def test_a_planned_link_not_yet_sent_may_still_be_sent() -> None:
+    # A speculative plan is dropped when the caller goes on; a text refused (no consent)
+    # went nowhere: neither counts as the call's one text.
+    p, _ = policy(act("send_checkout_link"), act("send_checkout_link"))
+    await decide(p, "Send me the")
+    plan = await decide(p, "Send me the link please.")
+    assert kinds(plan) == [SendCheckoutSms, Speak]
+
+
+async def test_after_the_link_the_fallback_points_to_it_instead_of_texting_again() -> None:
+    p, _ = policy(act("answer_question", say="Use code SAVE50."), "not json")
+    p.note_link_sent()
+    for line in ("Any codes?", "Hmm."):
+        plan = await decide(p, line)
+        assert plan.effects == (Speak(ALREADY),)
+
+
+async def test_the_already_sent_line_is_the_scripts_own() -> None:
+    templates = TemplateSettings(
+        link_already_sent="{first_name}, it's in your texts from {merchant}."
+    )
+    p, _ = policy(
+        act("send_checkout_link"), script=SCRIPT.model_copy(update={"templates": templates})
+    )
+    p.note_link_sent()
+    plan = await decide(p, "Text it to me.")
+    assert plan.say == "Dana, it's in your texts from Acme Outdoors."
+
+
+ABOUT = (
+    "I'm Ava, an automated assistant calling for Acme Outdoors "
+    "about the items left in your online cart."
+)
+
+
+async def test_a_rude_why_are_you_calling_is_answered_not_taken_for_a_wrong_number() -> None:
+    # The model took this for wrong_person (scripts/eval-dialogue, rude): nothing the caller
+    # said bears that out, and they asked why we call: the script's own answer.
+    p, llm = policy(act("wrong_person"))
+    plan = await decide(p, "Why the hell are you calling me, you stupid robot?")
+    assert plan.effects == (Speak(ABOUT),)
+    assert plan.action == "answer_question" and plan.source == "rule" and plan.outcome is None
+    assert len(llm.choose_requests) == 1
+
+
+async def test_an_unfounded_wrong_person_gets_a_second_choice_without_it() -> None:
+    p, llm = policy(act("wrong_person"), act("not_interested", reason="other"))
+    plan = await decide(p, "Ugh, leave me alone.")
+    assert plan.outcome == "not_interested"
+    (_, first), (_, second) = llm.choose_requests
+    assert first == p.schema and "wrong_person" in json.dumps(first)
+    assert "wrong_person" not in json.dumps(second) and "not_interested" in json.dumps(second)
+
+
+@pytest.mark.parametrize(
+    "said",
+    [
+        "There's no Dana here, you have the wrong number.",
+        "This is Robert, Dana's husband. She's not home right now.",
+    ],
+)
+async def test_a_caller_who_says_so_is_the_wrong_person_at_the_models_word(said: str) -> None:
+    p, llm = policy(act("wrong_person"))
+    plan = await decide(p, said)
+    assert plan.outcome == "wrong_person" and plan.source == "model"
+    assert len(llm.choose_requests) == 1
+
+
+@pytest.mark.parametrize(
+    "said",
+    [
+        "Hello? Who? I don't understand, what cart? I don't use computers much.",
+        "It's Dani actually, not Dana. Anyway, what's this about?",
+    ],
+)
+async def test_asking_what_the_call_is_about_gets_an_answer_not_the_link(said: str) -> None:
+    p, _ = policy(act("send_checkout_link"))
+    plan = await decide(p, said)
+    assert plan.effects == (Speak(ABOUT),) and plan.action == "answer_question"
+
+
+async def test_asking_who_calls_and_for_the_link_gets_the_link() -> None:
+    p, _ = policy(act("send_checkout_link"))
+    plan = await decide(p, "Who is this? Oh, right, text me the link.")
+    assert kinds(plan) == [SendCheckoutSms, Speak]
+
+
+async def test_the_link_goes_only_to_the_shopper() -> None:
+    spouse = "This is Robert, Dana's husband. She's not home right now."
+    p, _ = policy(act("send_checkout_link"))
+    plan = await decide(p, spouse)
+    assert plan.effects[-1] == HangUp("wrong_person") and SendCheckoutSms() not in plan.effects
+    assert plan.action == "wrong_person" and plan.source == "rule"
+    # Said earlier in the call, it still holds; until the shopper comes to the phone.
+    history = [ChatMessage("user", spouse), ChatMessage("assistant", "Oh, I see.")]
+    p, _ = policy(act("send_checkout_link"), act("send_checkout_link"))
+    plan = await decide(p, "Sure, send it to me then.", history)
+    assert plan.outcome == "wrong_person"
+    later = [*history, ChatMessage("user", "Hi, this is Dana."), ChatMessage("assistant", "Hi!")]
+    plan = await decide(p, "Send me the link.", later)
+    assert kinds(plan) == [SendCheckoutSms, Speak]
+
+
+async def test_the_fallback_texts_no_one_but_the_shopper() -> None:
+    p, _ = policy(act("answer_question", say="Use code SAVE50."))
+    plan = await decide(p, "I'm her son, she's out. Any discounts?")
+    assert plan.effects == (Speak("I'm sorry, I can't help with that on this call."),)

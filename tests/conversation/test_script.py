@@ -123,3 +123,13 @@ def test_a_script_loads_from_yaml_shaped_data() -> None:
     )
     assert script.offers[0].min_total == Decimal(40) and script.transfer_to == "100"
     check_script(script, ("first_name",))
+
+
+def test_the_new_lines_are_checked_like_any_template() -> None:
+    with pytest.raises(ValidationError, match=r"templates.about_call: unknown .*\{shop\}"):
+        ScriptSettings(templates=TemplateSettings(about_call="Calling for {shop}."))
+    with pytest.raises(ValidationError, match=r"templates.link_already_sent: unknown .*\{url\}"):
+        ScriptSettings(templates=TemplateSettings(link_already_sent="See {url}."))
+    script = ScriptSettings(templates=TemplateSettings(link_already_sent="See {checkout_url}."))
+    with pytest.raises(ValueError, match=r"script.templates.link_already_sent: \{checkout_url\}"):
+        check_script(script, ("first_name",))
