@@ -225,6 +225,8 @@ class AudioResult:
     violations: list[str]
     response_s: list[float]
     failures: list[str]
+    heard: list[str] = field(default_factory=list)  # the customer's lines as Whisper heard them
+    said: list[str] = field(default_factory=list)  # what the agent said
 
     @property
     def passed(self) -> bool:
@@ -311,6 +313,8 @@ def score(
         violations=found,
         response_s=heard.response_s,
         failures=failures,
+        heard=heard.caller,
+        said=[text for _, text in heard.agent],
     )
 
 

@@ -205,6 +205,10 @@ class Reply:
             self.plan.source,
             decided - stt_done,
         )
+        if self.plan.source == "rule" and self.plan.outcome == "opted_out":
+            # An opt-out the rules heard is acted on at once, without waiting for the
+            # caller's silence to confirm the turn: whatever follows cannot undo it.
+            self.go()
         # Nothing is done for a turn that may yet go on: a speculative reply stops here.
         await self._go.wait()
         self._acting = True

@@ -159,6 +159,25 @@ async def test_a_speculative_turn_that_goes_on_does_nothing() -> None:
         ]
 
 
+async def test_an_opt_out_heard_early_is_acted_on_without_waiting_for_the_silence() -> None:
+    # "Stop calling me" and a short pause: the rule decides on the speculative
+    # transcript, and the caller going on ("...I mean it") does not undo it.
+    speech = models(["Stop calling me", "Stop calling me, I mean it"])
+    async for session, call, actions in call_with(speech):
+        await asyncio.sleep(0.4)
+        loop = asyncio.get_running_loop()
+        await call.caller(("speak", 0.6))
+        request_end = loop.time()
+        await call.caller(("quiet", 0.35), ("speak", 0.4), ("quiet", 0.6))
+        await asyncio.wait_for(call.wait_closed(), 5)
+        # Listed before the turn was confirmed over (end_silence_ms after the request).
+        assert actions.at("add_do_not_call") - request_end < TURN.end_silence_ms / 1000
+        assert actions.names() == ["add_do_not_call", "hang_up"]
+        assert session.record.outcome == "opted_out"
+        stt = speech.stt
+        assert isinstance(stt, FakeStt) and len(stt.calls) == 1
+
+
 async def test_a_turn_dropped_while_the_model_decides_stops_the_model() -> None:
     speech = models(["send me the", "the link please"], LINK, LINK, choose_s=0.5)
     async for _session, call, actions in call_with(speech):
