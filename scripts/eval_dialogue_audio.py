@@ -38,6 +38,7 @@ import datetime as dt
 import functools
 import json
 import secrets
+import signal
 import statistics
 import sys
 import tempfile
@@ -225,6 +226,7 @@ class AudioResult:
     violations: list[str]
     response_s: list[float]
     failures: list[str]
+    hung_up_by: str = ""  # "customer" or "agent"
     heard: list[str] = field(default_factory=list)  # the customer's lines as Whisper heard them
     said: list[str] = field(default_factory=list)  # what the agent said
 
@@ -258,7 +260,8 @@ def score(
         if attempt is not None
         else None
     )
-    if stored is not None:
+    # An answered call the conversation gave no verdict is stored as "answered".
+    if stored is not None and stored.code != "answered":
         outcome = stored.code
     elif call is None:
         outcome = "not_called"
@@ -285,9 +288,11 @@ def score(
         opt_out_ok = dnc is not None and call is not None and call.ended_at is not None
         if dnc is not None and call is not None and call.ended_at is not None:
             listed = dnc.created_at.replace(tzinfo=dt.UTC).timestamp() - offset
-            before = [line for line in call.said if line.ended_at <= listed]
+            # From the end of the request: the last line said, or key pressed, before it.
+            ends = [line.ended_at for line in call.said] + [at for at, _ in call.dtmf_sent]
+            before = [t for t in ends if t <= listed]
             if before:
-                hang_up_s = call.ended_at - before[-1].ended_at
+                hang_up_s = call.ended_at - max(before)
             after = [f.at for f in call.heard if f.at > listed and analysis.level_dbfs(f.pcm) > -45]
             # Nothing the agent said after the listing reached the ear before it.
             opt_out_ok = opt_out_ok and bool(after)
@@ -313,6 +318,7 @@ def score(
         violations=found,
         response_s=heard.response_s,
         failures=failures,
+        hung_up_by="" if call is None else ("customer" if call.hung_up_by_customer else "agent"),
         heard=heard.caller,
         said=[text for _, text in heard.agent],
     )
@@ -425,6 +431,8 @@ def main() -> None:
         if unknown:
             sys.exit(f"eval-dialogue: no scenario named {', '.join(sorted(unknown))}")
         scenarios = [s for s in scenarios if s.name in args.only]
+    # Stopped from outside: unwind, so the lab's Asterisk instances are stopped too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="cartline-eval-") as tmp:
         state = Path(tmp)
