@@ -248,7 +248,7 @@ class TurnSettings(_Section):
     """Turn-taking: when the caller has finished, when a caller interrupts."""
 
     vad_threshold: float = Field(0.5, gt=0, lt=1)
-    min_speech_ms: int = Field(200, ge=40)
+    min_speech_ms: int = Field(160, ge=40)
     # Silence after which the caller has probably finished: transcription starts.
     likely_over_ms: int = Field(150, ge=60)
     # Silence after which the caller has finished: the agent answers.

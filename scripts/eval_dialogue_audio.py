@@ -12,9 +12,9 @@ How the customer behaves: "Hello?" on answering (so answering-machine detection
 hears a person; a voicemail scenario's first line is its greeting instead), then
 each line after the agent has spoken and paused; a line spoken over the agent
 starts as soon as the agent is talking; a silence is 9 s of quiet (the agent
-reprompts after 7 s); a key is pressed as DTMF. When the lines run out the
-customer waits for the agent's answer and hangs up 4 s later, unless the agent
-has ended the call.
+reprompts after 7 s, and the next line follows the pause at once); a key is
+pressed as DTMF. When the lines run out the customer waits for the agent's
+answer and hangs up 4 s later, unless the agent has ended the call.
 
 Scored per scenario, from the database and what the customer's phone recorded:
 the outcome (the call's stored outcome; with none, "completed" when the agent
@@ -194,13 +194,16 @@ async def customer(scenario: text_mode.Scenario, speech: Speech) -> Scenario:
     voicemail = "voicemail" in scenario.categories
     if not voicemail:
         steps += [Say(pcm=await speech.render("Hello?"), label="hello")]
+    after_silence = False
     for number, line in enumerate(scenario.lines, 1):
-        if not (voicemail and number == 1):
+        # After a silence the agent has already spoken (its reprompt, during the pause).
+        if not (voicemail and number == 1) and not after_silence:
             # Over the agent: as soon as it is talking; otherwise once it has paused.
             steps.append(AwaitReply(silence_s=0.1 if line.over_agent else 1.2, timeout_s=45.0))
         if line.hangs_up:
             steps.append(Hangup())
             break
+        after_silence = line.silence
         if line.silence:
             steps.append(Pause(SILENCE_S))
         elif line.key is not None:
@@ -271,6 +274,8 @@ def score(
         last = scenario.lines[-1] if scenario.lines else None
         outcome = text_mode.CALLER_HUNG_UP if last and last.hangs_up else text_mode.OPEN
     intents = list(stored.note.get("intents", [])) if stored is not None else []
+    # The rule that answers "who is this?" notes its own intent for the answer_question action.
+    actions = ["answer_question" if i == "about_call" else i for i in intents]
     failures = []
     if outcome not in scenario.outcome:
         failures.append(f"outcome {outcome}, expected {'/'.join(scenario.outcome)}")
@@ -278,7 +283,7 @@ def score(
     for number, line in enumerate(scenario.lines, 1):
         if line.expect:
             expected += 1
-            if any(a in intents for a in line.expect):
+            if any(a in actions for a in line.expect):
                 right += 1
             else:
                 failures.append(f"line {number}: none of {'/'.join(line.expect)} in {intents}")

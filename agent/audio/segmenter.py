@@ -64,7 +64,10 @@ class Segmenter:
     def feed(self, probability: float, duration_ms: int) -> list[Segment]:
         events: list[Segment] = []
         s = self.s
-        speaking = probability >= (s.release_threshold if self._in_turn else s.threshold)
+        # Hysteresis: once a turn, or a candidate for one, has begun, a frame counts as
+        # speech down to the release threshold (soft words hover around the threshold).
+        started = self._in_turn or self._candidate_ms > 0
+        speaking = probability >= (s.release_threshold if started else s.threshold)
         if not self._in_turn:
             if speaking:
                 self._candidate_ms += duration_ms

@@ -64,7 +64,7 @@ def test_should_interrupt() -> None:
 def test_a_flickering_onset_still_starts_the_turn() -> None:
     # A first word hovering around the threshold: short dips do not restart the count.
     seg = Segmenter(SegmenterSettings(min_speech_ms=200, onset_gap_ms=96))
-    onset = [(0.6, 3), (0.4, 1), (0.6, 2), (0.45, 2), (0.7, 2)]
+    onset = [(0.6, 3), (0.3, 1), (0.6, 2), (0.2, 2), (0.7, 2)]
     events = run(seg, [(0.0, 5), *onset, (0.9, 10), (0.0, 30)])
     assert events[0] == ((5 + 3 + 1 + 2 + 2 + 2) * FRAME, Segment.SPEECH_STARTED)
 
@@ -72,3 +72,13 @@ def test_a_flickering_onset_still_starts_the_turn() -> None:
 def test_a_gap_longer_than_the_onset_gap_forgets_the_candidate() -> None:
     seg = Segmenter(SegmenterSettings(min_speech_ms=200, onset_gap_ms=96))
     assert run(seg, [(0.9, 5), (0.0, 4), (0.9, 5), (0.0, 40)]) == []
+
+
+def test_a_soft_word_counts_from_its_first_loud_frame() -> None:
+    # Once a candidate has begun, frames down to the release threshold count as speech.
+    seg = Segmenter(SegmenterSettings(threshold=0.5, release_threshold=0.35, min_speech_ms=160))
+    soft = [(0.55, 1), (0.45, 4), (0.2, 10)]
+    assert [e for _, e in run(seg, soft)][:1] == [Segment.SPEECH_STARTED]
+    quiet = Segmenter(SegmenterSettings(threshold=0.5, release_threshold=0.35, min_speech_ms=160))
+    # ... but never start one on their own.
+    assert run(quiet, [(0.45, 10), (0.0, 20)]) == []
