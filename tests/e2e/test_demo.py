@@ -18,6 +18,7 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -61,26 +62,8 @@ class Terminal:
 
         threading.Thread(target=pump, daemon=True).start()
 
-    def wait_for(self, pattern: re.Pattern[str], timeout_s: float) -> re.Match[str]:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            try:
-                line = self._queue.get(timeout=1.0)
-            except queue.Empty:
-                continue
-            if line is None:
-                break
-            print(line)
-            self.lines.append(line)
-            found = pattern.search(line)
-            if found:
-                return found
-        raise AssertionError(
-            f"the demo never printed {pattern.pattern!r}; it printed:\n{self.text}"
-        )
-
-    def drain(self, timeout_s: float) -> None:
-        """Reads what is left, up to the end of the output."""
+    def _read(self, timeout_s: float) -> Iterator[str]:
+        """The lines as they come, until the output ends or the time is up."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             try:
@@ -91,6 +74,21 @@ class Terminal:
                 return
             print(line)
             self.lines.append(line)
+            yield line
+
+    def wait_for(self, pattern: re.Pattern[str], timeout_s: float) -> re.Match[str]:
+        for line in self._read(timeout_s):
+            found = pattern.search(line)
+            if found:
+                return found
+        raise AssertionError(
+            f"the demo never printed {pattern.pattern!r}; it printed:\n{self.text}"
+        )
+
+    def drain(self, timeout_s: float) -> None:
+        """Reads what is left, up to the end of the output."""
+        for _ in self._read(timeout_s):
+            pass
 
     @property
     def text(self) -> str:
