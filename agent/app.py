@@ -13,8 +13,8 @@ from agent.campaign_calls import CampaignCalls
 from agent.campaigns.calling import ReturningCallers, StoreActions, default_policy
 from agent.campaigns.inbox import Inbox
 from agent.campaigns.intake import Intake
-from agent.campaigns.jobs import CallRequest
 from agent.campaigns.notify import keep_sending
+from agent.campaigns.placement import CallRequest
 from agent.campaigns.scheduler import Scheduler
 from agent.campaigns.sms import TextInbox, TextSender
 from agent.config import Settings

@@ -19,7 +19,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from agent.campaigns.calling import StoreActions, policy_for
-from agent.campaigns.jobs import CallObserver, CallRequest, CallResult
+from agent.campaigns.placement import CallObserver, CallRequest, CallResult
 from agent.conversation.calls import Conversations
 from agent.conversation.session import CallSession
 from agent.privacy.crypto import RECORDING_CONTEXT, DataKeys

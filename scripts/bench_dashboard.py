@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from agent.campaigns.inbox import Inbox  # noqa: E402
 from agent.campaigns.intake import Intake  # noqa: E402
-from agent.campaigns.jobs import CallRequest, CallResult  # noqa: E402
+from agent.campaigns.placement import CallRequest, CallResult  # noqa: E402
 from agent.campaigns.scheduler import Scheduler  # noqa: E402
 from agent.config import Settings, parse_settings  # noqa: E402
 from agent.store.db import Database  # noqa: E402

@@ -54,7 +54,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import eval_dialogue as text_mode  # noqa: E402
 
 from agent.app import Server  # noqa: E402
-from agent.campaigns.jobs import CallRequest, CallResult  # noqa: E402
+from agent.campaigns.placement import CallRequest, CallResult  # noqa: E402
 from agent.campaigns.settings import (  # noqa: E402
     CampaignSettings,
     IntakeSettings,

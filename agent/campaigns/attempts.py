@@ -14,8 +14,9 @@ from typing import Any
 
 from sqlmodel import Session, col, or_, select
 
-from agent.campaigns.jobs import FINAL_OUTCOMES, RETRY_WAITS, CallResult, decide
+from agent.campaigns.jobs import FINAL_OUTCOMES, RETRY_WAITS, decide
 from agent.campaigns.notify import enqueue_outcome
+from agent.campaigns.placement import CallResult
 from agent.campaigns.settings import CampaignSettings
 from agent.privacy.crypto import TRANSCRIPT_CONTEXT, DataKeys
 from agent.store import repository as repo

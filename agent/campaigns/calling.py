@@ -18,8 +18,8 @@ import phonenumbers
 from phonenumbers import timezone as phone_zones
 from sqlmodel import Session, col, select
 
-from agent.campaigns.jobs import CallRequest
 from agent.campaigns.phones import normalize_phone
+from agent.campaigns.placement import CallRequest
 from agent.campaigns.settings import CampaignSettings, MerchantSettings
 from agent.campaigns.sms import NoConsent
 from agent.conversation.actions import available

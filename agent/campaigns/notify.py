@@ -30,7 +30,7 @@ from sqlalchemy import insert, update
 from sqlalchemy import select as sa_select
 from sqlmodel import Session
 
-from agent.campaigns.jobs import CallResult
+from agent.campaigns.placement import CallResult
 from agent.store.db import Database
 from agent.store.tables import (
     AttemptStatus,

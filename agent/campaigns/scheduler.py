@@ -17,7 +17,8 @@ from functools import partial
 from typing import Protocol
 
 from agent.campaigns.attempts import finish_attempt, recover
-from agent.campaigns.jobs import CallRequest, CallResult, claim_due
+from agent.campaigns.jobs import claim_due
+from agent.campaigns.placement import CallRequest, CallResult
 from agent.campaigns.settings import CampaignSettings, SchedulerSettings
 from agent.privacy.crypto import DataKeys
 from agent.store.db import Database

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agent.app import Server
-from agent.campaigns.jobs import CallResult
+from agent.campaigns.placement import CallResult
 from agent.config import Settings
 from agent.demo import customers as demo_customers
 from agent.demo.customers import STORE_TEAM, STORE_TEAM_LINE, DemoCustomer

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable
 from typing import TextIO
 
-from agent.campaigns.jobs import CallRequest, CallResult
+from agent.campaigns.placement import CallRequest, CallResult
 from agent.conversation.events import BargeIn, Said
 from agent.demo.customers import DemoCustomer
 from agent.demo.summary import Summary

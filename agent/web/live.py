@@ -22,7 +22,7 @@ from typing import Any
 
 from aiohttp import web
 
-from agent.campaigns.jobs import CallRequest, CallResult
+from agent.campaigns.placement import CallRequest, CallResult
 from agent.conversation.events import BargeIn, Said, TurnTimings
 from agent.web.access import Scope, principal, requires
 

@@ -39,7 +39,8 @@ from sqlalchemy import func
 from sqlalchemy import select as sa_select
 from sqlmodel import Session
 
-from agent.campaigns.jobs import FINAL_OUTCOMES, CallRequest, CallResult
+from agent.campaigns.jobs import FINAL_OUTCOMES
+from agent.campaigns.placement import CallRequest, CallResult
 from agent.conversation.events import BargeIn, TurnTimings
 from agent.store.db import Database
 from agent.store.tables import (

@@ -12,7 +12,8 @@ from sqlmodel import Session, select
 
 from agent.campaigns.attempts import finish_attempt
 from agent.campaigns.calling import ReturningCallers, StoreActions, last_call_request
-from agent.campaigns.jobs import CallRequest, CallResult, claim_due
+from agent.campaigns.jobs import claim_due
+from agent.campaigns.placement import CallRequest, CallResult
 from agent.campaigns.sms import NoConsent
 from agent.conversation.policy import DialoguePolicy
 from agent.privacy.crypto import DataKeys

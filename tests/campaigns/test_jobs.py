@@ -11,7 +11,8 @@ import pytest
 from sqlmodel import col, select
 
 from agent.campaigns.attempts import finish_attempt, recover
-from agent.campaigns.jobs import CallResult, claim_due
+from agent.campaigns.jobs import claim_due
+from agent.campaigns.placement import CallResult
 from agent.store.tables import (
     AttemptStatus,
     CallAttempt,

@@ -18,8 +18,9 @@ from sqlalchemy import func
 from sqlmodel import col, select
 
 from agent.campaigns.attempts import finish_attempt
-from agent.campaigns.jobs import CallRequest, CallResult, claim_due
+from agent.campaigns.jobs import claim_due
 from agent.campaigns.notify import Backoff, OutcomeSender
+from agent.campaigns.placement import CallRequest, CallResult
 from agent.campaigns.scheduler import Scheduler
 from agent.campaigns.settings import SchedulerSettings
 from agent.privacy.retention import run_purge

@@ -10,7 +10,7 @@ from functools import partial
 import pytest
 from sqlmodel import select
 
-from agent.campaigns.jobs import CallRequest, CallResult
+from agent.campaigns.placement import CallRequest, CallResult
 from agent.campaigns.scheduler import Scheduler
 from agent.campaigns.settings import SchedulerSettings
 from agent.store import repository as repo

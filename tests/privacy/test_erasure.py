@@ -16,7 +16,8 @@ from sqlmodel import Session, select
 
 from agent.campaigns.attempts import finish_attempt
 from agent.campaigns.inbox import Inbox
-from agent.campaigns.jobs import CallResult, claim_due
+from agent.campaigns.jobs import claim_due
+from agent.campaigns.placement import CallResult
 from agent.campaigns.records import Delivery
 from agent.privacy.crypto import RECORDING_CONTEXT, DataKeys
 from agent.privacy.erasure import (

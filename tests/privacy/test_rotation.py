@@ -12,7 +12,8 @@ import pytest
 from sqlmodel import select
 
 from agent.campaigns.attempts import finish_attempt, transcript_turns
-from agent.campaigns.jobs import CallResult, claim_due
+from agent.campaigns.jobs import claim_due
+from agent.campaigns.placement import CallResult
 from agent.privacy.crypto import (
     RECORDING_CONTEXT,
     TRANSCRIPT_CONTEXT,

@@ -24,7 +24,7 @@ import pytest
 from aiohttp import web
 from sqlmodel import Session
 
-from agent.campaigns.jobs import CallRequest
+from agent.campaigns.placement import CallRequest
 from agent.conversation.events import Said, TurnTimings
 from agent.privacy.crypto import RECORDING_CONTEXT, DataKeys
 from agent.store import repository as repo

@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import ClientResponse
 
-from agent.campaigns.jobs import CallRequest, CallResult
+from agent.campaigns.placement import CallRequest, CallResult
 from agent.conversation.events import BargeIn, CallEnded, Said, TurnTimings
 from agent.store.tables import AttemptStatus
 from agent.web.access import Role

@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestClient, TestServer, make_mocked_request
 from prometheus_client.parser import text_string_to_metric_families
 from sqlmodel import Session
 
-from agent.campaigns.jobs import CallRequest, CallResult
+from agent.campaigns.placement import CallRequest, CallResult
 from agent.conversation.events import BargeIn, Said, TurnTimings
 from agent.privacy.crypto import DataKeys
 from agent.store import repository as repo
