@@ -4,7 +4,9 @@ Real calls go through Cartline's Asterisk and the customer simulator's, with the
 default speech models. The simulated customers speak Piper-made lines and wait
 for the agent like a person does (until it has spoken and paused). Printed per
 number of simultaneous calls: voice-to-voice latency (end of the customer's
-line to the first agent audio heard) p50/p95 with the per-stage breakdown from
+line to the first agent audio heard, an acknowledgement such as "Okay." if the
+answer was still being decided) p50/p95, the same to the answer's own first
+words, with the per-stage breakdown from
 the agent's own timings, the greeting delay after the answer, the barge-in delay
 (the agent's decision to yield to the first silence at the customer's ear, and
 from the customer's first word), and the peak RSS. The last line is one JSON object.
@@ -25,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.app import Telephony
+from agent.audio.frames import sounding_end
 from agent.campaigns.calling import default_policy, opening_prompt
 from agent.conversation.calls import Conversations
 from agent.conversation.events import BargeIn, TurnTimings
@@ -57,6 +60,36 @@ def first_loud_after(call: SimulatedCall, after: float) -> float | None:
     return next((f.at for f in call.heard if f.at >= after and _loud(f.pcm)), None)
 
 
+MAX_ROUNDS = 12
+PATIENCE_S = 3.0  # quiet after the agent's audio before the customer speaks again
+
+
+async def place_round(
+    agent: Conversations,
+    tel: Telephony,
+    sim: CustomerSimulator,
+    calls: int,
+    turns: int,
+    lines: list[bytes],
+    round_no: int,
+) -> list[tuple[str, Any, Any]]:
+    """``calls`` simultaneous calls, each with its share of ``turns`` lines to say."""
+    per_call = max(1, turns // calls)
+    placed = []
+    for c in range(calls):
+        number = f"1555{calls:02d}{round_no:02d}{c:04d}"
+        # The customer waits out an "Okay." and the pause before the answer, so that
+        # each line's answer is heard before the next line.
+        steps: list[Any] = [AwaitReply()]
+        for t in range(per_call):
+            line = lines[(round_no + c + t) % len(lines)]
+            steps += [Say(pcm=line, label=f"turn{t}"), AwaitReply(silence_s=PATIENCE_S)]
+        steps += [Pause(0.5), Hangup()]
+        sim.book.add(number, Scenario(steps=tuple(steps), max_call_s=600))
+        placed.append((number, *await agent.place(tel, number, amd=False, record=False)))
+    return placed
+
+
 async def run_calls(
     tel: Telephony,
     agent: Conversations,
@@ -65,40 +98,52 @@ async def run_calls(
     turns: int,
     lines: list[bytes],
 ) -> dict[str, Any]:
-    per_call = max(1, turns // calls)
-    placed_all = []
-    for c in range(calls):
-        number = f"15558{calls:02d}{c:04d}"
-        steps: list[Any] = [AwaitReply()]
-        for t in range(per_call):
-            steps += [Say(pcm=lines[(c + t) % len(lines)], label=f"turn{t}"), AwaitReply()]
-        steps += [Pause(0.5), Hangup()]
-        sim.book.add(number, Scenario(steps=tuple(steps), max_call_s=600))
-        placed_all.append((number, *await agent.place(tel, number, amd=False, record=False)))
     v2v: list[float] = []
+    answers: list[float] = []  # to the answer's first words, after any acknowledgement
+    acknowledged = 0
+    unmatched = 0  # heard turns the agent's timings could not be matched to
     missed = 0
     greeting: list[float] = []
     stages: dict[str, list[float]] = {"stt": [], "llm_first_token": [], "tts_first_audio": []}
-    for number, placed, session in placed_all:
-        await placed.wait_done(900)
-        call = await sim.wait_call(number)
-        await call.wait_done(10)
-        assert call.connected_at is not None
-        first = first_loud_after(call, call.connected_at)
-        if first is not None:
-            greeting.append(first - call.connected_at)
-        for i, line in enumerate(call.said):
-            # The reply counts only if it came before the customer's next line.
-            limit = call.said[i + 1].started_at if i + 1 < len(call.said) else float("inf")
-            heard = first_loud_after(call, line.ended_at)
-            if heard is not None and heard < limit:
-                v2v.append(heard - line.ended_at)
-            else:
-                missed += 1
-        for timing in (e for e in session.events if isinstance(e, TurnTimings)):
-            stages["stt"].append(timing.stt_done - timing.end_of_speech)
-            stages["llm_first_token"].append(timing.first_token - timing.stt_done)
-            stages["tts_first_audio"].append(timing.first_audio - timing.first_token)
+    rounds = 0
+    # The dialogue policy may end a call before its lines run out ("that is all I
+    # needed"): more rounds of calls until enough turns were measured.
+    while len(v2v) + missed < turns and rounds < MAX_ROUNDS:
+        placed_all = await place_round(agent, tel, sim, calls, turns, lines, rounds)
+        rounds += 1
+        for number, placed, session in placed_all:
+            await placed.wait_done(900)
+            call = await sim.wait_call(number)
+            await call.wait_done(10)
+            assert call.connected_at is not None
+            first = first_loud_after(call, call.connected_at)
+            if first is not None:
+                greeting.append(first - call.connected_at)
+            timings = [e for e in session.events if isinstance(e, TurnTimings)]
+            for i, line in enumerate(call.said):
+                # The reply counts only if it came before the customer's next line.
+                limit = call.said[i + 1].started_at if i + 1 < len(call.said) else float("inf")
+                # The end of the line's speech, not of the quiet Piper ends it with.
+                spoken_end = line.started_at + sounding_end(line.pcm) / 16000
+                heard = first_loud_after(call, spoken_end)
+                if heard is None or heard >= limit:
+                    missed += 1
+                    continue
+                v2v.append(heard - spoken_end)
+                # The agent's own timing of this turn: how much later than its first sound
+                # the answer's words started (0 without an acknowledgement).
+                turn = next(
+                    (t for t in timings if spoken_end - 0.5 < t.end_of_speech < heard), None
+                )
+                if turn is None:
+                    unmatched += 1
+                    continue
+                answers.append(heard - spoken_end + turn.answer_s - turn.response_s)
+                acknowledged += turn.acknowledged is not None
+            for timing in timings:
+                stages["stt"].append(timing.stt_done - timing.end_of_speech)
+                stages["llm_first_token"].append(timing.first_token - timing.stt_done)
+                stages["tts_first_audio"].append(timing.first_audio - timing.first_token)
     return {
         "calls": calls,
         "turns": len(v2v),
@@ -108,6 +153,9 @@ async def run_calls(
             "p95": pct(v2v, 0.95),
             "max": max(v2v, default=0),
         },
+        "answer_s": {"p50": pct(answers, 0.5), "p95": pct(answers, 0.95)},
+        "acknowledged_turns": acknowledged,
+        "turns_without_agent_timing": unmatched,
         "stages_p50_s": {k: pct(v, 0.5) for k, v in stages.items()},
         "greeting_delay_s": {"p50": pct(greeting, 0.5), "max": max(greeting, default=0)},
     }
@@ -145,7 +193,7 @@ async def barge_in(
 
 
 async def main_async(
-    calls: list[int], turns: int, state: Path, turn_overrides: dict[str, int]
+    calls: list[int], turns: int, state: Path, turn_overrides: dict[str, int | None]
 ) -> dict[str, Any]:
     settings = lab_settings(state, tag=f"lat{os.getpid() % 10000}")
     if turn_overrides:
@@ -166,10 +214,13 @@ async def main_async(
                 out["runs"][str(n)] = result
                 v = result["voice_to_voice_s"]
                 st = result["stages_p50_s"]
+                a = result["answer_s"]
                 print(
                     f"{n} call(s), {result['turns']} turns ({result['unanswered_turns']} "
                     f"unanswered): voice-to-voice p50 {v['p50']:.2f} s, "
-                    f"p95 {v['p95']:.2f} s; stages p50: end of speech to transcript "
+                    f"p95 {v['p95']:.2f} s; the answer's first words p50 {a['p50']:.2f} s, "
+                    f"p95 {a['p95']:.2f} s ({result['acknowledged_turns']} turns acknowledged "
+                    f"first); stages p50: end of speech to transcript "
                     f"{st['stt']:.2f} s, to first token {st['llm_first_token']:.2f} s, to first "
                     f"audio {st['tts_first_audio']:.2f} s; greeting "
                     f"{result['greeting_delay_s']['p50']:.2f} s after answer",
@@ -194,8 +245,13 @@ def main() -> int:
     parser.add_argument("--turns", type=int, default=20)
     parser.add_argument("--likely-over-ms", type=int, help="override speech.turn.likely_over_ms")
     parser.add_argument("--end-silence-ms", type=int, help="override speech.turn.end_silence_ms")
+    parser.add_argument(
+        "--no-acknowledgement",
+        action="store_true",
+        help='never say "Okay." while the answer is decided (speech.turn.acknowledge_after_ms)',
+    )
     args = parser.parse_args()
-    overrides = {
+    overrides: dict[str, int | None] = {
         k: v
         for k, v in (
             ("likely_over_ms", args.likely_over_ms),
@@ -203,6 +259,8 @@ def main() -> int:
         )
         if v is not None
     }
+    if args.no_acknowledgement:
+        overrides["acknowledge_after_ms"] = None
     with tempfile.TemporaryDirectory(prefix="cartline-latency-") as tmp:
         figures = asyncio.run(
             main_async([int(x) for x in args.calls.split(",")], args.turns, Path(tmp), overrides)

@@ -50,3 +50,14 @@ def rms_dbfs(pcm: bytes) -> float:
     if rms == 0.0:
         return SILENCE_DBFS
     return 20 * math.log10(rms / _FULL_SCALE)
+
+
+def sounding_end(pcm: bytes, rate: int = TELEPHONE_RATE, floor: int = 600) -> int:
+    """Bytes of ``pcm`` up to the end of its last 10 ms block louder than ``floor`` (0 if none).
+
+    What lies after is the trailing quiet a synthesized line ends with.
+    """
+    block = rate // 100
+    x = np.abs(samples(pcm).astype(np.int32))
+    loud = [i for i in range(0, len(x), block) if x[i : i + block].max(initial=0) > floor]
+    return min(len(x), loud[-1] + block) * SAMPLE_WIDTH if loud else 0

@@ -17,17 +17,34 @@ class Said:
 
 @dataclass(frozen=True)
 class TurnTimings:
-    """One agent turn, from the end of the caller's speech to the first audio out."""
+    """One agent turn, from the end of the caller's speech to the first audio out.
+
+    ``first_audio`` is the answer's; ``acknowledged`` is when a short
+    acknowledgement (``acknowledgement_s`` long) started while the answer was
+    still being decided, if one was said.
+    """
 
     turn: int
     end_of_speech: float
     stt_done: float
     first_token: float
     first_audio: float
+    acknowledged: float | None = None
+    acknowledgement_s: float = 0.0
 
     @property
     def response_s(self) -> float:
-        return self.first_audio - self.end_of_speech
+        """End of the caller's speech to the first sound of the agent's reply."""
+        first = self.first_audio if self.acknowledged is None else self.acknowledged
+        return min(first, self.first_audio) - self.end_of_speech
+
+    @property
+    def answer_s(self) -> float:
+        """End of the caller's speech to the answer's first audio (after any acknowledgement)."""
+        if self.acknowledged is None:
+            return self.first_audio - self.end_of_speech
+        after_ack = self.acknowledged + self.acknowledgement_s
+        return max(self.first_audio, after_ack) - self.end_of_speech
 
 
 @dataclass(frozen=True)

@@ -121,6 +121,9 @@ class DialoguePolicy:
             return f"{disclosure} {self.facts.fill(self.script.templates.returning_caller)}"
         return disclosure_first(self.script, self._region, self.facts)
 
+    def acknowledgements(self) -> Sequence[str]:
+        return self.script.acknowledgements
+
     def reprompt(self) -> str:
         return self.facts.fill(self.script.templates.reprompt)
 

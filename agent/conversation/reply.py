@@ -6,6 +6,10 @@ notice (no words, no side effect) until the session confirms the turn is over
 (:meth:`Reply.go`). Cancelling a reply stops its model work through the stop
 flag; a side effect already under way is let finish, so a database write is
 never left half done.
+
+While the model decides, the caller is not left in silence: once the turn is
+over, a plan not ready within the acknowledgement's delay is preceded by a
+short ready-made line ("Okay."), which goes into the history with the answer.
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ log = logging.getLogger(__name__)
 LEAD_MS = 40  # audio the pacer has already written ahead: heard even when cleared
 HANG_UP_AFTER_WORDS_S = 0.1  # the pacer runs 2 to 3 frames ahead of the caller's ear
 
-__all__ = ["Policy", "Reply", "Speech", "heard_part"]
+__all__ = ["Acknowledgement", "Policy", "Reply", "Speech", "heard_part"]
 
 
 class Policy(Protocol):
@@ -48,6 +52,7 @@ class Policy(Protocol):
 
     def system_prompt(self) -> str: ...
     def greeting(self) -> str: ...
+    def acknowledgements(self) -> Sequence[str]: ...
     def reprompt(self) -> str: ...
     def goodbye(self) -> str: ...
     def link_not_sent(self) -> str: ...
@@ -93,6 +98,19 @@ class _Spoken:
     ms: float
 
 
+@dataclass(frozen=True)
+class Acknowledgement:
+    """A short line ("Okay.") said at once when the answer is still being decided.
+
+    ``after_s``: how long after the end of the caller's turn the plan may take
+    before the acknowledgement is said; ``pcm`` is ready-made telephone audio.
+    """
+
+    text: str
+    pcm: bytes
+    after_s: float
+
+
 async def _one(text: str) -> AsyncIterator[str]:
     yield text + " "
 
@@ -115,6 +133,7 @@ class Reply:
     end_of_speech: float
     started_at: float = 0.0  # when the call began, for the policy's time limit
     plan: TurnPlan | None = None
+    acknowledgement: Acknowledgement | None = None
     finished: bool = False
     transcript: str = ""
     _stop: StopFlag = field(default_factory=StopFlag)
@@ -125,6 +144,9 @@ class Reply:
     _acting: bool = False
     _slot: int | None = None  # where the agent's words went in the history
     _kept: int = 0  # how many of the plan's lines are in the history
+    _acknowledged: float | None = None  # when the acknowledgement started playing
+    _timed: bool = False
+    _transcribed: asyncio.Event = field(default_factory=asyncio.Event)
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
@@ -137,6 +159,11 @@ class Reply:
     @property
     def speaking(self) -> bool:
         return bool(self._spoken) and (not self.finished or self.clock() < self._play_until)
+
+    @property
+    def acting(self) -> bool:
+        """Whether the plan is under way (its words or effects): past the point of no return."""
+        return self._acting
 
     @property
     def ending(self) -> bool:
@@ -174,9 +201,14 @@ class Reply:
         return heard
 
     async def _run(self) -> None:
+        waiter = None
+        if self.acknowledgement is not None and self.plan is None:
+            waiter = asyncio.get_running_loop().create_task(self._acknowledge(self.acknowledgement))
         try:
             await self._respond()
         finally:
+            if waiter is not None:
+                waiter.cancel()
             self.finished = True
 
     async def _respond(self) -> None:
@@ -185,6 +217,7 @@ class Reply:
             transcript = await self.speech.stt.transcribe(self.utterance)
             stt_done = self.clock()
             self.transcript = transcript.text.strip()
+            self._transcribed.set()
             log.debug(
                 "turn %d: %d characters transcribed in %.2f s",
                 self.turn,
@@ -192,6 +225,7 @@ class Reply:
                 stt_done - self.end_of_speech,
             )
             if not self.transcript:
+                self._keep([])  # an acknowledgement said before the words came to nothing
                 return
             elapsed = self.clock() - self.started_at
             self.plan = await self.policy.decide(
@@ -226,11 +260,34 @@ class Reply:
                 said.append(text)
             else:
                 # The words so far are history before the call may end with this effect.
-                self._keep(said)
+                if said:
+                    self._keep(said)
                 link_failed = not await self._perform(effect)
         self._keep(said)
 
+    async def _acknowledge(self, ack: Acknowledgement) -> None:
+        """Says ``ack`` if the plan is not ready ``ack.after_s`` after the turn is over.
+
+        It does not wait for the transcript, which takes longest on a busy machine,
+        except on the caller's first turn: those words may be an answering machine's
+        greeting, to be recognised before anything is said.
+        """
+        await self._go.wait()
+        await asyncio.sleep(ack.after_s)
+        if not any(m.role == "user" for m in self.history):
+            await self._transcribed.wait()
+        if self.plan is not None or (self._transcribed.is_set() and not self.transcript):
+            return
+        self._acknowledged = self.clock()
+        log.debug("turn %d: acknowledged while the plan is decided", self.turn)
+        self.media.play(ack.pcm)  # type: ignore[attr-defined]
+        ms = len(ack.pcm) / 16
+        self._spoken.append(_Spoken(ack.text, ms))
+        self._play_until = max(self._play_until, self.clock()) + ms / 1000
+
     def _keep(self, said: list[str]) -> None:
+        if self.acknowledgement is not None and self._acknowledged is not None:
+            said = [self.acknowledgement.text, *said]
         if len(said) <= self._kept:
             return
         self._kept = len(said)
@@ -284,9 +341,21 @@ class Reply:
         async with contextlib.aclosing(chunks) as stream:
             async for chunk in stream:
                 pcm = resample(chunk.pcm, chunk.rate, TELEPHONE_RATE)
-                if not self._spoken:
+                if not self._timed:
+                    self._timed = True
                     now = self.clock()
-                    self.emit(TurnTimings(self.turn, self.end_of_speech, stt_done, decided, now))
+                    ack = self.acknowledgement
+                    self.emit(
+                        TurnTimings(
+                            self.turn,
+                            self.end_of_speech,
+                            stt_done,
+                            decided,
+                            now,
+                            acknowledged=self._acknowledged,
+                            acknowledgement_s=len(ack.pcm) / 16000 if ack is not None else 0.0,
+                        )
+                    )
                 self.media.play(pcm)  # type: ignore[attr-defined]
                 ms = len(pcm) / 16
                 self._spoken.append(_Spoken(sentence, ms))

@@ -13,7 +13,7 @@ from __future__ import annotations
 import string
 from collections.abc import Collection, Iterator
 from decimal import Decimal
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -194,6 +194,12 @@ class ScriptSettings(_Section):
     topics: TopicSettings = TopicSettings()
     offers: tuple[OfferSettings, ...] = ()
     templates: TemplateSettings = TemplateSettings()
+    # Said while the model is still deciding an answer (speech.turn.acknowledge_after_ms),
+    # in turn. Empty: never. No placeholders: each is synthesised once per process.
+    acknowledgements: tuple[Annotated[str, Field(min_length=1, max_length=40)], ...] = (
+        "Okay.",
+        "Alright.",
+    )
     max_call_s: float = Field(300, gt=0, le=3600)
     max_turns: int = Field(12, ge=1, le=100)
     opt_out_key: str = Field("9", pattern=r"^[0-9*#]$")
@@ -209,6 +215,9 @@ class ScriptSettings(_Section):
             raise ValueError(f"offers: names must be unique; repeated: {', '.join(repeated)}")
         if self.voicemail == "message" and self.templates.voicemail is None:
             raise ValueError('voicemail is "message" but templates.voicemail is not set')
+        for i, text in enumerate(self.acknowledgements):
+            if placeholders(f"acknowledgements[{i}]", text):
+                raise ValueError(f"acknowledgements[{i}]: takes no placeholders")
         for where, text in self.texts():
             for name in placeholders(where, text):
                 context = next((t for t, p in CONTEXT_PLACEHOLDERS.items() if name in p), None)

@@ -16,19 +16,21 @@ from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Protocol
 
+from agent.audio.frames import sounding_end
 from agent.audio.resample import Resampler
 from agent.audio.segmenter import Segment, Segmenter, SegmenterSettings, should_interrupt
 from agent.config import TurnSettings
 from agent.conversation.events import BargeIn, CallEnded, Said, SessionEvent, TurnTimings
 from agent.conversation.performers import CallActions, CallRecord, HangUpOnly
 from agent.conversation.policy import TurnPlan
-from agent.conversation.reply import Policy, Reply, Speech, heard_part
+from agent.conversation.reply import Acknowledgement, Policy, Reply, Speech, heard_part
 from agent.speech.protocols import VAD_RATE, VAD_WINDOW_SAMPLES, ChatMessage
 from agent.speech.worker import StopFlag
 
 log = logging.getLogger(__name__)
 WINDOW_BYTES = VAD_WINDOW_SAMPLES * 2
 PRE_ROLL_MS = 500  # audio kept from before the turn started: the onset of its first word
+ACK_TAIL_BYTES = 640  # 40 ms of an acknowledgement's trailing quiet is kept
 
 
 class Media(Protocol):
@@ -89,6 +91,7 @@ class CallSession:
         self._pre_roll: deque[bytes] = deque(maxlen=PRE_ROLL_MS // 32)
         self._reply: Reply | None = None
         self._greeting: bytes | None = None
+        self._acknowledgements: list[Acknowledgement] = []
         self._last_activity = clock()
         self._started_at = clock()
         self._bot_until = clock()
@@ -109,8 +112,15 @@ class CallSession:
     # -- life of the call -------------------------------------------------------------
 
     async def prepare(self) -> None:
-        """Synthesises the greeting before the call is answered."""
+        """Synthesises the greeting and the acknowledgements before the call is answered."""
         self._greeting = await self.speech.render(self.policy.greeting())
+        after_ms = self.settings.acknowledge_after_ms
+        if after_ms is not None:
+            for text in self.policy.acknowledgements():
+                pcm = await self.speech.render_fixed(text)
+                # Without the synthesized quiet at its end: the answer follows sooner.
+                pcm = pcm[: sounding_end(pcm) + ACK_TAIL_BYTES]
+                self._acknowledgements.append(Acknowledgement(text, pcm, after_ms / 1000))
 
     async def run(self, *, voicemail: bool = False) -> None:
         """Speaks the greeting at once, then converses until the call ends.
@@ -225,10 +235,18 @@ class CallSession:
             end_of_speech=self._last_speech_at,
             started_at=self._started_at,
             plan=plan,
+            acknowledgement=self._next_acknowledgement() if plan is None else None,
         )
         self._reply = reply
         reply.start()
         return reply
+
+    def _next_acknowledgement(self) -> Acknowledgement | None:
+        if not self._acknowledgements:
+            return None
+        # One after the other, by the caller's turns so far.
+        turns = sum(m.role == "user" for m in self.history)
+        return self._acknowledgements[turns % len(self._acknowledgements)]
 
     def _start_plan(self, plan: TurnPlan) -> None:
         """Runs a plan decided without the caller's words (a key, voicemail) at once."""
@@ -277,6 +295,10 @@ class CallSession:
             # The history keeps only what the caller actually heard.
             heard = reply.interrupted(dropped)
             self._spawn(reply.cancel())
+            if not reply.acting:
+                # Interrupted before its plan was acted on (during an acknowledgement):
+                # its words join the caller's new ones, to be answered together.
+                self._utterance = bytearray(reply.utterance) + self._utterance
         self.emit(BargeIn(self.clock(), dropped, heard))
 
     def _spawn(self, work: Coroutine[None, None, None]) -> None:

@@ -39,7 +39,6 @@ FREE_STRING_TOKENS = 60  # a spoken sentence or two; longer fails the schema's m
 class LlamaLlm:
     def __init__(self, settings: LlamaSettings, models_dir: Path) -> None:
         from llama_cpp import Llama
-        from llama_cpp.llama_cache import LlamaRAMCache
 
         self._settings = settings
         self._llm: Any = Llama(
@@ -50,7 +49,7 @@ class LlamaLlm:
             verbose=False,
         )
         if settings.state_cache_mb:
-            self._llm.set_cache(LlamaRAMCache(capacity_bytes=settings.state_cache_mb << 20))
+            self._llm.set_cache(_state_cache(settings.state_cache_mb << 20))
         self._worker = ModelWorker("llama")
         self._formatter = _chat_formatter(self._llm)
 
@@ -66,13 +65,26 @@ class LlamaLlm:
             stream=True,
             **(options | extra),
         )
-        for part in stream:
-            if stop.is_set:
-                break
-            delta: dict[str, Any] = part["choices"][0].get("delta", {})
-            text = delta.get("content")
-            if text:
-                yield text
+        try:
+            for part in stream:
+                if stop.is_set:
+                    break
+                delta: dict[str, Any] = part["choices"][0].get("delta", {})
+                text = delta.get("content")
+                if text:
+                    yield text
+        finally:
+            self._remember()
+
+    def _remember(self) -> None:
+        """Saves the model's state in the state cache, if there is one (on the worker thread).
+
+        llama-cpp-python saves only after a completion ran to its end; a choice
+        stops as soon as it is settled, and a warm-up after its first token.
+        """
+        cache = self._llm.cache
+        if cache is not None and self._llm.n_tokens:
+            cache[self._llm.input_ids[: self._llm.n_tokens].tolist()] = self._llm.save_state()
 
     def stream_reply(
         self, messages: Sequence[ChatMessage], stop: StopFlag
@@ -101,11 +113,14 @@ class LlamaLlm:
             else:
                 text = rest.opening
                 pieces = self._continue(messages, rest.opening, rest.grammar, schema, stop)
-            for piece in pieces:
-                text += piece
-                if (whole := settled_json(text, schema)) is not None:
-                    text = whole
-                    break
+            try:
+                for piece in pieces:
+                    text += piece
+                    if (whole := settled_json(text, schema)) is not None:
+                        text = whole
+                        break
+            finally:
+                self._remember()
             yield text
 
         return "".join([t async for t in self._worker.stream(written, stop)])
@@ -163,6 +178,28 @@ class LlamaLlm:
             [ChatMessage("system", system_prompt), ChatMessage("user", "Hello?")], StopFlag()
         ):
             pass
+
+
+def _state_cache(capacity_bytes: int) -> Any:
+    """llama-cpp-python's RAM cache of model states, each without its copy of the logits.
+
+    A saved state carries the model's whole logits buffer (batch x vocabulary
+    floats: about 300 MB with Qwen's 151,936 tokens), which the cache does not
+    count against its capacity. Without ``logits_all`` nothing reads those rows
+    back: sampling happens inside llama.cpp, and a restored state is always
+    followed by evaluating at least one token. So a one-value placeholder is
+    kept instead (it broadcasts when the state is loaded), and what the cache
+    counts, the KV state, is what it holds.
+    """
+    import numpy as np
+    from llama_cpp.llama_cache import LlamaRAMCache
+
+    class SlimStateCache(LlamaRAMCache):
+        def __setitem__(self, key: Any, value: Any) -> None:
+            value.scores = np.zeros((1, 1), dtype=np.single)
+            super().__setitem__(key, value)
+
+    return SlimStateCache(capacity_bytes=capacity_bytes)
 
 
 def _chat_formatter(llm: Any) -> Any:

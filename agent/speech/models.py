@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from agent.audio.resample import resample
 from agent.config import LlamaSettings, SpeechSettings
@@ -13,6 +13,7 @@ from agent.speech.worker import StopFlag
 
 log = logging.getLogger(__name__)
 TELEPHONE_RATE = 8000
+FIXED_LINES = 64  # the most short lines kept ready (a handful per campaign)
 
 
 @dataclass
@@ -23,6 +24,16 @@ class Speech:
     stt: Stt
     llm: Llm
     tts: Tts
+    _fixed: dict[str, bytes] = field(default_factory=dict, repr=False)
+
+    async def render_fixed(self, text: str) -> bytes:
+        """:meth:`render`, kept for the process: for short lines every call says alike."""
+        pcm = self._fixed.get(text)
+        if pcm is None:
+            pcm = await self.render(text)
+            if len(self._fixed) < FIXED_LINES:
+                self._fixed[text] = pcm
+        return pcm
 
     async def render(self, text: str) -> bytes:
         """All of ``text`` as 8 kHz telephone PCM (for fixed lines such as the greeting)."""

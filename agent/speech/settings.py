@@ -36,9 +36,9 @@ class LlamaSettings(_Section):
     temperature: float = Field(0.2, ge=0, le=2)
     max_tokens: int = Field(120, ge=8, le=2048)
     # Memory for saved model states, so a call's next turn resumes where it left
-    # off even when other calls used the model in between (0 turns it off). Off by
-    # default: llama-cpp-python's cache undercounts each state (BENCHMARKS.md).
-    state_cache_mb: int = Field(0, ge=0)
+    # off even when other calls used the model in between (0 turns it off). A
+    # state is the call's KV cache: about 28 KB a token with the packaged model.
+    state_cache_mb: int = Field(128, ge=0)
 
 
 class OpenAiLlmSettings(_Section):
@@ -73,6 +73,9 @@ class TurnSettings(_Section):
     end_silence_ms: int = Field(550, ge=100)
     # Speech over the agent shorter than this ("mm-hm") does not interrupt it.
     barge_in_ms: int = Field(400, ge=100)
+    # A plan still being decided this long after the caller's turn ended: the agent
+    # says one of the script's acknowledgements ("Okay.") first. None: never.
+    acknowledge_after_ms: int | None = Field(100, ge=0)
     reprompt_after_s: float = Field(7.0, gt=0)
     hang_up_after_s: float = Field(20.0, gt=0)
 

@@ -65,8 +65,10 @@ class ModelWorker:
             loop.call_soon_threadsafe(queue.put_nowait, item)
 
         def pump() -> None:
+            items = None
             try:
-                for item in make():
+                items = make()
+                for item in items:
                     if stopped():
                         break
                     # Backpressure: never more than maxsize items in flight.
@@ -77,6 +79,13 @@ class ModelWorker:
             except BaseException as exc:  # noqa: BLE001 - handed to the loop, re-raised there
                 put(_Failure(exc))
             finally:
+                # Closed here, on this thread: a generator's own clean-up runs beside its model.
+                close = getattr(items, "close", None)
+                if close is not None:
+                    try:
+                        close()
+                    except Exception as exc:  # noqa: BLE001 - handed to the loop
+                        put(_Failure(exc))
                 put(_DONE)
 
         future = loop.run_in_executor(self._pool, pump)

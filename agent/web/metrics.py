@@ -11,7 +11,9 @@ Turn latency stages, from an agent turn's ``TurnTimings`` (seconds):
 - ``stt``: end of the caller's speech to the transcript;
 - ``first_token``: transcript to the language model's first token;
 - ``first_audio``: first token to the first synthesized audio sent;
-- ``voice_to_voice``: end of the caller's speech to the first audio sent (the sum).
+- ``answer``: end of the caller's speech to the answer's first audio sent;
+- ``voice_to_voice``: end of the caller's speech to the agent's first sound, an
+  acknowledgement ("Okay.") said while the answer was decided if there was one.
 """
 
 from __future__ import annotations
@@ -196,7 +198,8 @@ class Metrics:
                 "stt": event.stt_done - event.end_of_speech,
                 "first_token": event.first_token - event.stt_done,
                 "first_audio": event.first_audio - event.first_token,
-                "voice_to_voice": event.first_audio - event.end_of_speech,
+                "answer": event.answer_s,
+                "voice_to_voice": event.response_s,
             }
             for stage, seconds in stages.items():
                 if seconds >= 0:  # a stage skipped (e.g. a canned reply) has no time of its own

@@ -9,9 +9,10 @@ import pytest
 
 from agent.config import TurnSettings
 from agent.conversation.events import BargeIn, CallEnded, Said, TurnTimings
+from agent.conversation.script import ScriptSettings
 from agent.conversation.session import CallSession
 from agent.speech.models import Speech
-from tests.fakes.calls import FakeActions, answer, short_policy
+from tests.fakes.calls import SCRIPT, FakeActions, answer, short_policy
 from tests.fakes.speech import FakeCall, FakeLlm, FakeStt, FakeTts, fake_speech
 
 TURN = TurnSettings(
@@ -31,11 +32,12 @@ def answering(stt_texts: list[str], *says: str, tts: FakeTts | None = None) -> S
 
 
 async def start(
-    speech: Speech, settings: TurnSettings = TURN
+    speech: Speech, settings: TurnSettings = TURN, script: ScriptSettings = SCRIPT
 ) -> AsyncIterator[tuple[CallSession, FakeCall]]:
     call = FakeCall()
     actions = FakeActions(media=call)
-    session = CallSession(call, speech, short_policy(speech.llm), settings, actions=actions)
+    policy = short_policy(speech.llm, script)
+    session = CallSession(call, speech, policy, settings, actions=actions)
     await session.prepare()
     call.start()
     task = asyncio.get_running_loop().create_task(session.run())
@@ -80,7 +82,7 @@ async def test_a_caller_turn_gets_an_answer(chat: tuple[CallSession, FakeCall]) 
     tts = session.speech.tts
     assert isinstance(tts, FakeTts)
     # Sentence by sentence: the first plays while the second is synthesised.
-    assert tts.texts[1:] == ["Sure, I can help.", "It is here."]
+    assert tts.texts[-2:] == ["Sure, I can help.", "It is here."]
 
 
 async def test_transcription_starts_when_the_turn_is_likely_over(
@@ -166,3 +168,79 @@ async def test_a_call_ending_mid_reply_leaves_no_task_running() -> None:
     await asyncio.sleep(0.05)
     others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
     assert others == []
+
+
+def slow_answer(choose_s: float, *says: str, stt: list[str] | None = None) -> Speech:
+    speech = answering(stt or ["what colours does it come in"], *says)
+    assert isinstance(speech.llm, FakeLlm)
+    speech.llm.choose_s = choose_s
+    return speech
+
+
+async def test_a_slow_decision_is_acknowledged_at_once() -> None:
+    speech = slow_answer(1.0, "It comes in green.")
+    async for session, call in start(speech):
+        await asyncio.sleep(0.4)
+        loop = asyncio.get_running_loop()
+        await call.caller(("speak", 0.5))
+        speech_end = loop.time()
+        await call.caller(("quiet", 2.0))
+        heard = [t for t in call.loud_times() if t > speech_end]
+        # Turn over (500 ms) + acknowledge_after_ms (100), long before the 1 s decision.
+        assert 0.5 < heard[0] - speech_end < 0.8
+        t = next(e for e in session.events if isinstance(e, TurnTimings))
+        assert t.acknowledged is not None and t.acknowledgement_s > 0
+        assert t.response_s < 0.8 < t.answer_s
+        # "Okay." is one fake word (120 ms): the answer follows it, not over it.
+        assert t.answer_s >= t.acknowledged + t.acknowledgement_s - t.end_of_speech
+        assert session.history[-1].content == "Okay. It comes in green."
+        said = [e.text for e in session.events if isinstance(e, Said) and e.who == "agent"]
+        assert said[-1] == "Okay. It comes in green."
+
+
+async def test_a_quick_decision_needs_no_acknowledgement() -> None:
+    speech = slow_answer(0.0, "It comes in green.")
+    async for session, call in start(speech):
+        await asyncio.sleep(0.4)
+        await call.caller(("speak", 0.5), ("quiet", 1.5))
+        t = next(e for e in session.events if isinstance(e, TurnTimings))
+        assert t.acknowledged is None
+        assert t.response_s == t.answer_s
+        assert session.history[-1].content == "It comes in green."
+
+
+async def test_acknowledgements_take_turns_and_can_be_switched_off() -> None:
+    speech = slow_answer(0.9, "Green.", "Blue.", stt=["colours", "and sizes"])
+    async for session, call in start(speech):
+        await asyncio.sleep(0.4)
+        await call.caller(("speak", 0.5), ("quiet", 2.0))
+        await call.caller(("speak", 0.5), ("quiet", 2.0))
+        agent = [m.content for m in session.history if m.role == "assistant"][1:]
+        assert agent == ["Okay. Green.", "Alright. Blue."]
+    off = TURN.model_copy(update={"acknowledge_after_ms": None})
+    speech = slow_answer(0.9, "Green.")
+    async for session, call in start(speech, off):
+        await asyncio.sleep(0.4)
+        await call.caller(("speak", 0.5), ("quiet", 2.0))
+        assert session.history[-1].content == "Green."
+
+
+async def test_talking_over_the_acknowledgement_stops_the_decision() -> None:
+    speech = slow_answer(3.0, "A long considered answer.")
+    long_ack = SCRIPT.model_copy(update={"acknowledgements": ("Okay, let me look that up.",)})
+    async for session, call in start(speech, script=long_ack):  # 0.72 s of acknowledgement
+        await asyncio.sleep(0.4)
+        await call.caller(("speak", 0.5), ("quiet", 0.75))  # the acknowledgement plays
+        await call.caller(("speak", 0.6), ("quiet", 0.2))
+        assert [e for e in session.events if isinstance(e, BargeIn)]
+        llm = speech.llm
+        assert isinstance(llm, FakeLlm)
+        await asyncio.sleep(0.1)
+        assert llm.stopped_choices == 1
+        assert not [e for e in session.events if isinstance(e, TurnTimings)]
+        # The interrupted turn's words were never answered: they go with the new ones.
+        stt = speech.stt
+        assert isinstance(stt, FakeStt)
+        await call.caller(("quiet", 0.5))
+        first, second = stt.calls[0][1], stt.calls[-1][1]
+        assert second > first + 0.5 * 32000

@@ -71,3 +71,22 @@ async def test_a_shared_stop_flag_stops_the_thread() -> None:
             stop.set()
     assert got[:5] == [0, 1, 2, 3, 4] and len(produced) <= 12
     worker.close()
+
+
+async def test_an_iterator_left_early_is_closed_on_the_model_thread() -> None:
+    worker = ModelWorker("unit")
+    closed_on: list[str] = []
+
+    def tokens() -> Iterator[int]:
+        try:
+            yield from range(100)
+        finally:
+            closed_on.append(threading.current_thread().name)
+
+    async with contextlib.aclosing(worker.stream(tokens, StopFlag(), maxsize=2)) as items:
+        async for n in items:
+            if n == 3:
+                break
+    # Its clean-up (a model saving its state) ran before the stream ended, beside the model.
+    assert len(closed_on) == 1 and closed_on[0].startswith("model-unit")
+    worker.close()

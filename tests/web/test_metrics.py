@@ -79,6 +79,10 @@ def test_call_counters_follow_the_calls(db: Database) -> None:
     m.call_event(first, Said("caller", "hello", 1.0))
     m.call_event(first, TurnTimings(1, end_of_speech=10.0, stt_done=10.25, first_token=10.75,
                                     first_audio=11.0))  # fmt: skip
+    # An acknowledgement 0.6 s after the caller's speech, the answer after it.
+    m.call_event(second, TurnTimings(1, end_of_speech=20.0, stt_done=20.25, first_token=21.0,
+                                     first_audio=21.25, acknowledged=20.6,
+                                     acknowledgement_s=0.4))  # fmt: skip
     m.call_event(first, BargeIn(12.0, 200, "hel"))
     m.call_ended(first, CallResult(AttemptStatus.ANSWERED, outcome="purchased"))
     m.call_ended(second, CallResult(AttemptStatus.NO_ANSWER))
@@ -88,13 +92,15 @@ def test_call_counters_follow_the_calls(db: Database) -> None:
     assert _value(m, "cartline_call_outcomes_total", campaign=CAMPAIGN, outcome="purchased") == 1
     assert _value(m, "cartline_barge_ins_total") == 1
     for stage, seconds in (
-        ("stt", 0.25),
-        ("first_token", 0.5),
-        ("first_audio", 0.25),
-        ("voice_to_voice", 1.0),
+        ("stt", 0.5),
+        ("first_token", 1.25),
+        ("first_audio", 0.5),
+        ("answer", 2.25),
+        ("voice_to_voice", 1.6),
     ):
-        assert _value(m, "cartline_turn_latency_seconds_sum", stage=stage) == seconds
-        assert _value(m, "cartline_turn_latency_seconds_count", stage=stage) == 1
+        total = _value(m, "cartline_turn_latency_seconds_sum", stage=stage)
+        assert total == pytest.approx(seconds)
+        assert _value(m, "cartline_turn_latency_seconds_count", stage=stage) == 2
 
 
 async def test_labels_never_carry_customer_data(db: Database) -> None:
