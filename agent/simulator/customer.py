@@ -352,7 +352,9 @@ class CustomerSimulator:
             loud = [f.at for f in recent if _loud(f.pcm)]
             if loud:
                 speech_seen = True
-            if speech_seen and self.clock() - loud_last(loud, recent) >= step.silence_s:
+            heard_s = loud[-1] - loud[0] if loud else 0.0
+            quiet_s = step.silence_s if heard_s > step.short_s else step.after_short_s
+            if speech_seen and self.clock() - loud_last(loud, recent) >= quiet_s:
                 return
 
     async def _say(self, call: SimulatedCall, conn: AudioSocketCall, pcm: bytes, step: Say) -> None:

@@ -64,11 +64,15 @@ class AwaitReply:
     """Listen like a person: wait until the agent has spoken and then paused.
 
     Waits for the agent's audio to start (up to ``timeout_s``), then for
-    ``silence_s`` of quiet after it.
+    ``silence_s`` of quiet after it. After no more than ``short_s`` of agent
+    audio (an "Okay." while the agent thinks) a person expects more to come:
+    then the quiet waited for is ``after_short_s``.
     """
 
     silence_s: float = 1.2
     timeout_s: float = 20.0
+    short_s: float = 1.0
+    after_short_s: float = 4.0
 
 
 Step = Say | Pause | Dtmf | Hangup | AwaitReply
