@@ -83,8 +83,11 @@ class LlamaLlm:
         stops as soon as it is settled, and a warm-up after its first token.
         """
         cache = self._llm.cache
-        if cache is not None and self._llm.n_tokens:
-            cache[self._llm.input_ids[: self._llm.n_tokens].tolist()] = self._llm.save_state()
+        if cache is None or not self._llm.n_tokens:
+            return
+        key = tuple(self._llm.input_ids[: self._llm.n_tokens].tolist())
+        if key not in cache.cache_state:  # a completion that ran to its end saved it already
+            cache[key] = self._llm.save_state()
 
     def stream_reply(
         self, messages: Sequence[ChatMessage], stop: StopFlag

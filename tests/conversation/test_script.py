@@ -133,3 +133,10 @@ def test_the_new_lines_are_checked_like_any_template() -> None:
     script = ScriptSettings(templates=TemplateSettings(link_already_sent="See {checkout_url}."))
     with pytest.raises(ValueError, match=r"script.templates.link_already_sent: \{checkout_url\}"):
         check_script(script, ("first_name",))
+
+
+def test_acknowledgements_take_no_placeholders() -> None:
+    assert ScriptSettings().acknowledgements == ("Okay.", "Alright.")
+    assert ScriptSettings(acknowledgements=()).acknowledgements == ()
+    with pytest.raises(ValidationError, match=r"acknowledgements\[1\]: takes no placeholders"):
+        ScriptSettings(acknowledgements=("Okay.", "Sure, {first_name}."))
