@@ -6,8 +6,10 @@ apart by a constant first property (``{"action": "send_checkout_link"}`` and
 its kin), the opening ``{"action": "`` is the same in every answer: it is
 written into the prompt instead (:func:`continuation`), and the model writes
 only the rest under a grammar for the rest. Once what is written leaves one way
-to finish, the answer is complete without the model (:func:`settled_json`); a
-free string at the end is written without the grammar (:func:`open_string`).
+to finish, the answer is complete without the model (:func:`settled_json`).
+Once it leaves one alternative with choices still to make, what the schema
+forces up to the next choice goes into the prompt too (:func:`ahead`), and a
+free string at the end is written without the grammar.
 """
 
 from __future__ import annotations
@@ -84,14 +86,8 @@ def _literal(text: str) -> str:
 _OPENING = re.compile(r'\s*\{\s*"(\w+)"\s*:\s*"(\w*)')
 
 
-def settled_json(text: str, schema: dict[str, Any]) -> str | None:
-    """The whole object, once its start ``text`` leaves only one way to finish it.
-
-    Under a ``oneOf`` schema whose alternatives are told apart by a constant
-    first property, ``{"action": "send`` can only end as
-    ``{"action": "send_checkout_link"}`` when that alternative has no other
-    property, or only properties with a single possible value.
-    """
+def _fitting(text: str, schema: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+    """The key and the one alternative whose constant first property fits ``text``'s start."""
     match = _OPENING.match(text)
     if match is None:
         return None
@@ -101,38 +97,88 @@ def settled_json(text: str, schema: dict[str, Any]) -> str | None:
         for alt in schema.get("oneOf", [])
         if str(alt.get("properties", {}).get(key, {}).get("const", "")).startswith(start)
     ]
-    if len(fits) != 1:
+    return (key, fits[0]) if len(fits) == 1 else None
+
+
+def _choices(value: dict[str, Any]) -> list[Any]:
+    return [value["const"]] if "const" in value else list(value.get("enum", []))
+
+
+def settled_json(text: str, schema: dict[str, Any]) -> str | None:
+    """The whole object, once its start ``text`` leaves only one way to finish it.
+
+    Under a ``oneOf`` schema whose alternatives are told apart by a constant
+    first property, ``{"action": "send`` can only end as
+    ``{"action": "send_checkout_link"}`` when that alternative has no other
+    property, or only properties with a single possible value.
+    """
+    fitting = _fitting(text, schema)
+    if fitting is None:
         return None
     whole = {}
-    for name, value in fits[0]["properties"].items():
-        choices = [value["const"]] if "const" in value else value.get("enum", [])
+    for name, value in fitting[1]["properties"].items():
+        choices = _choices(value)
         if len(choices) != 1:
             return None
         whole[name] = choices[0]
     return json.dumps(whole)
 
 
-def open_string(text: str, schema: dict[str, Any]) -> str | None:
-    """What closes the object, once ``text`` just opened its last property, a free string.
+@dataclass(frozen=True)
+class Ahead:
+    """What the schema alone writes after an answer's start, and how the answer goes on.
 
-    Checking the grammar costs most inside a free string, where almost every
-    token of the vocabulary fits and each must be matched in full; the caller
-    writes the string without the grammar, up to its closing quote, and then
-    this closing. ``text`` must be written as :func:`continuation` writes it.
+    ``text`` is forced: the rest of the action's name, and each property's name
+    up to the next choice. ``grammar`` is the GBNF for what follows ``text``
+    (an offer's name, say); None when a free string was just opened, which is
+    written without a grammar up to its closing quote and then ``closing``.
     """
-    match = _OPENING.match(text)
-    if match is None:
+
+    text: str
+    grammar: str | None
+    closing: str = ""
+
+
+def ahead(text: str, schema: dict[str, Any]) -> Ahead | None:
+    """The forced text after ``text``, once its start picks one alternative with choices left.
+
+    Each forced token would otherwise cost a forward pass and a grammar check
+    over the whole vocabulary; written into the prompt, they cost one pass
+    together. None while several alternatives fit, when nothing is left to
+    choose (see :func:`settled_json`), or for a shape this does not write
+    (a free string before another property). ``text`` must be written as
+    :func:`continuation` writes it.
+    """
+    fitting = _fitting(text, schema)
+    if fitting is None:
         return None
-    key = match[1]
-    for alt in schema.get("oneOf", []):
-        properties: dict[str, Any] = alt.get("properties", {})
-        names = list(properties)
-        tag = properties.get(key, {}).get("const")
-        if len(names) != 2 or names[0] != key or _value(properties[names[1]]) != _FREE:
+    key, alt = fitting
+    properties = list(alt["properties"].items())
+    fixed = f"{{{json.dumps(key)}: {json.dumps(properties[0][1]['const'])}"
+    for i, (name, value) in enumerate(properties[1:], start=1):
+        fixed += f", {json.dumps(name)}: "
+        choices = _choices(value)
+        if len(choices) == 1:
+            fixed += json.dumps(choices[0])
             continue
-        if text.endswith(f'{json.dumps(tag)}, {json.dumps(names[1])}: "'):
-            return '"}'
+        if _value(value) == _FREE:
+            fixed += '"'  # opened: the model writes the string's words
+            if i != len(properties) - 1 or not fixed.startswith(text):
+                return None
+            return Ahead(fixed[len(text) :], None, '"}')
+        if not fixed.startswith(text):
+            return None
+        parts = []
+        for later, later_value in properties[i:]:
+            if later != name:
+                parts.append(_literal(f", {json.dumps(later)}: "))
+            rule = _value(later_value)
+            if rule is None:
+                return None
+            parts.append(rule)
+        parts.append(_literal("}"))
+        return Ahead(fixed[len(text) :], "root ::= " + " ".join(parts) + "\n" + _CHAR + "\n")
     return None
 
 
-__all__ = ["Continuation", "continuation", "open_string", "settled_json"]
+__all__ = ["Ahead", "Continuation", "ahead", "continuation", "settled_json"]

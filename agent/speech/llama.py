@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.config import LlamaSettings, OpenAiLlmSettings
-from agent.speech.grammar import continuation, open_string, settled_json
+from agent.speech.grammar import ahead, continuation, settled_json
 from agent.speech.protocols import ChatMessage
 from agent.speech.weights import PACKAGED, WeightsError, packaged_llm
 from agent.speech.worker import ModelWorker, StopFlag
@@ -146,20 +146,30 @@ class LlamaLlm:
             chat.prompt.encode(), add_bos=not chat.added_special, special=True
         )
         text = opening
-        closing = None
-        constrained = LlamaGrammar.from_string(grammar, verbose=False)
-        for piece in self._complete(prompt + self._plain(opening), stop, {"grammar": constrained}):
-            text += piece
-            yield piece
-            if (closing := open_string(text, schema)) is not None:
-                break
-        if closing is None:
+        step = ahead(text, schema)
+        if step is None:
+            constrained = LlamaGrammar.from_string(grammar, verbose=False)
+            for piece in self._complete(
+                prompt + self._plain(opening), stop, {"grammar": constrained}
+            ):
+                text += piece
+                yield piece
+                if (step := ahead(text, schema)) is not None:
+                    break
+        if step is None:
+            return
+        # What the schema forces goes into the prompt: one pass for all its tokens.
+        text += step.text
+        yield step.text
+        if step.grammar is not None:
+            rest = LlamaGrammar.from_string(step.grammar, verbose=False)
+            yield from self._complete(prompt + self._plain(text), stop, {"grammar": rest})
             return
         # The string's words without the grammar: it costs most there, and a
         # quote or line end is all that can end a JSON string here.
         free = {"stop": ['"', "\n"], "max_tokens": FREE_STRING_TOKENS}
         yield from self._complete(prompt + self._plain(text), stop, free)
-        yield closing
+        yield step.closing
 
     def _plain(self, text: str) -> list[int]:
         return list(self._llm.tokenize(text.encode(), add_bos=False, special=False))

@@ -1,4 +1,4 @@
-"""What the schema already decides, the model skips: the fixed opening and the forced ending."""
+"""What the schema already decides, the model skips: the opening, what is forced, the ending."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import pytest
 
 from agent.conversation.actions import action_schema, parse_action
-from agent.speech.grammar import continuation, open_string, settled_json
+from agent.speech.grammar import ahead, continuation, settled_json
 
 SCHEMA = action_schema(["ten", "big"], link=True, transfer=True)
 ONE_OFFER = action_schema(["ten"], link=True, transfer=True)
@@ -96,12 +96,80 @@ def test_settling_needs_a_schema_of_alternatives() -> None:
     assert settled_json('{"action": "x', {"type": "object"}) is None
 
 
-def test_a_free_string_is_left_open_for_plain_writing() -> None:
-    assert open_string('{"action": "answer_question", "say": "', SCHEMA) == '"}'
-    assert open_string('{"action": "schedule_callback", "when": "', SCHEMA) == '"}'
-    # Not yet at the string, inside it, or a property with choices: the grammar goes on.
-    assert open_string('{"action": "answer_question", "say', SCHEMA) is None
-    assert open_string('{"action": "answer_question", "say": "Hi', SCHEMA) is None
-    assert open_string('{"action": "offer_discount", "offer": "', SCHEMA) is None
-    assert open_string('{"action": "not_interested", "reason": "', SCHEMA) is None
-    assert open_string('{"action": "send_checkout_link"}', SCHEMA) is None
+@pytest.mark.parametrize(
+    ("start", "forced"),
+    [
+        ('{"action": "answer', '_question", "say": "'),
+        ('{"action": "answer_question", "', 'say": "'),
+        ('{"action": "answer_question", "say": "', ""),
+        ('{"action": "sch', 'edule_callback", "when": "'),
+    ],
+)
+def test_what_leads_to_a_free_string_is_forced_and_the_string_left_open(
+    start: str, forced: str
+) -> None:
+    step = ahead(start, SCHEMA)
+    assert step is not None
+    assert step.text == forced
+    assert step.grammar is None  # the string is written without a grammar
+    assert parse_action(start + forced + "Hi there." + step.closing) is not None
+
+
+def test_what_leads_to_a_choice_is_forced_and_the_choice_left_to_a_grammar() -> None:
+    step = ahead('{"action": "offer', SCHEMA)
+    assert step is not None
+    assert step.text == '_discount", "offer": '
+    assert step.grammar is not None
+    assert step.grammar.splitlines()[0] == r'root ::= ("\"ten\"" | "\"big\"") "}"'
+    step = ahead('{"action": "not_', SCHEMA)
+    assert step is not None and step.text == 'interested", "reason": '
+    assert step.grammar is not None and '"\\"bought_elsewhere\\""' in step.grammar
+
+
+def test_the_grammar_for_the_rest_is_one_llama_cpp_reads() -> None:
+    pytest.importorskip("llama_cpp")
+    from llama_cpp.llama_grammar import LlamaGrammar
+
+    step = ahead('{"action": "not', SCHEMA)
+    assert step is not None and step.grammar is not None
+    assert LlamaGrammar.from_string(step.grammar, verbose=False) is not None
+
+
+@pytest.mark.parametrize(
+    "start",
+    [
+        '{"action": "',  # every action fits
+        '{"action": "a',  # answer_question or already_purchased
+        '{"action": "send',  # nothing left to choose: settled instead
+        '{"action": "off',  # one offer: settled instead
+        '{"action": "answer_question", "say": "Hi',  # inside the string: the model writes it
+        '{"action": "offer_discount", "offer": "t',  # inside the choice: the grammar goes on
+    ],
+)
+def test_nothing_is_forced_while_a_choice_is_open(start: str) -> None:
+    schema = ONE_OFFER if start.endswith("off") else SCHEMA
+    assert ahead(start, schema) is None
+
+
+def test_a_free_string_before_another_property_is_not_forced() -> None:
+    schema = {
+        "oneOf": [
+            {
+                "type": "object",
+                "properties": {
+                    "action": {"const": "x"},
+                    "say": {"type": "string"},
+                    "n": {"enum": ["a", "b"]},
+                },
+                "required": ["action", "say", "n"],
+                "additionalProperties": False,
+            },
+            {
+                "type": "object",
+                "properties": {"action": {"const": "y"}},
+                "required": ["action"],
+                "additionalProperties": False,
+            },
+        ]
+    }
+    assert ahead('{"action": "x', schema) is None
