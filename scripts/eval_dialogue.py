@@ -405,6 +405,7 @@ async def run_scenario(scenario: Scenario, llm: Llm) -> tuple[str, list[Turn]]:
             elapsed_s += _speaking_s(said)
         if maybe.outcome is not None:
             break
+        await policy.warm_up(StopFlag(), history)  # a call does this while the words play
     return greeting, turns
 
 

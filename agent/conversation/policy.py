@@ -149,13 +149,16 @@ class DialoguePolicy:
 
     # Turns.
 
-    async def warm_up(self, stop: StopFlag) -> None:
-        """Has the model read its instructions and the greeting, while the greeting plays.
+    async def warm_up(self, stop: StopFlag, history: Sequence[ChatMessage] = ()) -> None:
+        """Has the model read the call so far, while the agent's last words play.
 
-        llama.cpp keeps the longest common start of the last prompt, so the first
-        decision then evaluates only the caller's words (BENCHMARKS.md).
+        ``history``: the call's messages up to the agent's last words; none means
+        the greeting. llama.cpp keeps the longest common start of the last
+        prompt, so the next decision then evaluates only the caller's words
+        (BENCHMARKS.md).
         """
-        opening = [ChatMessage("system", self._system), ChatMessage("assistant", self.greeting())]
+        said = list(history) or [ChatMessage("assistant", self.greeting())]
+        opening = [ChatMessage("system", self._system), *said]
         async with contextlib.aclosing(self._llm.stream_reply(opening, stop)) as tokens:
             async for _ in tokens:
                 break

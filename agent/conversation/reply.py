@@ -57,7 +57,7 @@ class Policy(Protocol):
     def goodbye(self) -> str: ...
     def link_not_sent(self) -> str: ...
     def note_link_sent(self) -> None: ...
-    async def warm_up(self, stop: StopFlag) -> None: ...
+    async def warm_up(self, stop: StopFlag, history: Sequence[ChatMessage] = ()) -> None: ...
     def on_voicemail(self) -> TurnPlan: ...
     def on_key(self, digit: str) -> TurnPlan | None: ...
     async def decide(
@@ -134,6 +134,8 @@ class Reply:
     started_at: float = 0.0  # when the call began, for the policy's time limit
     plan: TurnPlan | None = None
     acknowledgement: Acknowledgement | None = None
+    # Called once the plan's words are out and the call goes on (the model may read ahead).
+    on_spoken: Callable[[], None] | None = None
     finished: bool = False
     transcript: str = ""
     _stop: StopFlag = field(default_factory=StopFlag)
@@ -264,6 +266,8 @@ class Reply:
                     self._keep(said)
                 link_failed = not await self._perform(effect)
         self._keep(said)
+        if self.on_spoken is not None and not self.ending:
+            self.on_spoken()
 
     async def _acknowledge(self, ack: Acknowledgement) -> None:
         """Says ``ack`` if the plan is not ready ``ack.after_s`` after the turn is over.

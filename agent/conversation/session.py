@@ -99,6 +99,7 @@ class CallSession:
         self._reprompted = False
         self._turn = 0
         self._background: set[asyncio.Task[None]] = set()
+        self._warm_stop = StopFlag()  # set when the call ends: no more reading ahead
         # A fixed line being played (greeting, reprompt): its text, length and history slot.
         self._line: tuple[str, float, int] | None = None
 
@@ -131,7 +132,6 @@ class CallSession:
         if self.actions is None:
             self.actions = HangUpOnly(self.media)
         self._started_at = self._last_activity = self.clock()
-        warm_stop = StopFlag()
         if voicemail:
             self._start_plan(self.policy.on_voicemail())
         else:
@@ -140,7 +140,7 @@ class CallSession:
             assert self._greeting is not None
             self._play_line(self.policy.greeting(), self._greeting)
             # The model reads its instructions while the greeting plays.
-            self._spawn(self._warm_up(warm_stop))
+            self._spawn(self._warm_up())
         try:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self._listen())
@@ -150,7 +150,7 @@ class CallSession:
                 watchdog.cancel()
                 keys.cancel()
         finally:
-            warm_stop.set()
+            self._warm_stop.set()
             if self._reply is not None:
                 await self._reply.cancel()
             if self._background:
@@ -236,6 +236,7 @@ class CallSession:
             started_at=self._started_at,
             plan=plan,
             acknowledgement=self._next_acknowledgement() if plan is None else None,
+            on_spoken=self._read_ahead,
         )
         self._reply = reply
         reply.start()
@@ -252,9 +253,14 @@ class CallSession:
         """Runs a plan decided without the caller's words (a key, voicemail) at once."""
         self._start_reply(b"", speculative=False, plan=plan).go()
 
-    async def _warm_up(self, stop: StopFlag) -> None:
+    def _read_ahead(self) -> None:
+        # The model reads the call so far while the agent's words play, so the
+        # next decision evaluates only the caller's new words.
+        self._spawn(self._warm_up(list(self.history)))
+
+    async def _warm_up(self, history: list[ChatMessage] | None = None) -> None:
         try:
-            await self.policy.warm_up(stop)
+            await self.policy.warm_up(self._warm_stop, history or ())
         except Exception:
             # A cold model only makes the first answer slower.
             log.exception("warming the model up failed")

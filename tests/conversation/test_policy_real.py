@@ -99,6 +99,28 @@ async def test_a_set_stop_flag_ends_the_decision_early(llm: LlamaLlm) -> None:
     assert parse_action(await llm.choose(messages, p.schema, stop)) is None
 
 
+async def test_reading_ahead_leaves_only_the_callers_words(llm: LlamaLlm) -> None:
+    p = policy(llm)
+    history = [
+        ChatMessage("assistant", p.greeting()),
+        ChatMessage("user", "Who is this?"),
+        ChatMessage("assistant", "Okay. This is Ava, calling for Acme Outdoors."),
+    ]
+    await p.warm_up(StopFlag(), history)  # what a call does while those words play
+    read = llm._llm.input_ids[: llm._llm.n_tokens].tolist()
+    said = "And how much is shipping?"
+    messages = [ChatMessage("system", p.system_prompt()), *history, ChatMessage("user", said)]
+    assert llm._formatter is not None
+    chat = llm._formatter(messages=[{"role": m.role, "content": m.content} for m in messages])
+    prompt = llm._llm.tokenize(chat.prompt.encode(), add_bos=not chat.added_special, special=True)
+    shared = next((i for i, (a, b) in enumerate(zip(read, prompt, strict=False)) if a != b), 0)
+    words = len(llm._llm.tokenize(said.encode(), add_bos=False, special=False))
+    # Left for the decision: the caller's words and the chat markup around them.
+    assert len(prompt) - shared <= words + 8, (len(prompt), shared, words)
+    written = await llm.choose(messages, p.schema, StopFlag())
+    assert parse_action(written) is not None
+
+
 def test_llama_cpp_parses_both_grammars(llm: LlamaLlm) -> None:
     schema = policy(llm).schema
     rest = continuation(schema)

@@ -244,3 +244,36 @@ async def test_talking_over_the_acknowledgement_stops_the_decision() -> None:
         await call.caller(("quiet", 0.5))
         first, second = stt.calls[0][1], stt.calls[-1][1]
         assert second > first + 0.5 * 32000
+
+
+async def test_the_model_reads_the_call_ahead_while_the_answer_plays() -> None:
+    speech = slow_answer(0.0, "It comes in green.", stt=["what colours", "and sizes"])
+    llm = speech.llm
+    assert isinstance(llm, FakeLlm)
+    async for session, call in start(speech):
+        await asyncio.sleep(0.4)
+        # The greeting's warm-up: the instructions and the greeting.
+        assert [m.role for m in llm.requests[0]] == ["system", "assistant"]
+        await call.caller(("speak", 0.5), ("quiet", 1.5))
+        # Once the answer is synthesised, the model reads the call up to it.
+        ahead = llm.requests[-1]
+        assert [(m.role, m.content) for m in ahead[1:]] == [
+            (m.role, m.content) for m in session.history
+        ]
+        assert ahead[-1].content == "It comes in green."
+        # The next decision's prompt starts with what was read ahead.
+        await call.caller(("speak", 0.5), ("quiet", 1.0))
+        assert len(llm.choose_requests) == 2
+        decided = llm.choose_requests[-1][0]
+        assert decided[: len(ahead)] == ahead
+        assert decided[-1].content == "and sizes"
+
+
+async def test_an_answer_that_ends_the_call_is_not_read_ahead() -> None:
+    speech = answering(["stop calling me"])  # an opt-out the rules hear
+    llm = speech.llm
+    assert isinstance(llm, FakeLlm)
+    async for _session, call in start(speech):
+        await asyncio.sleep(0.4)
+        await call.caller(("speak", 0.5), ("quiet", 1.0))
+        assert len(llm.requests) == 1  # the greeting's warm-up only
