@@ -59,7 +59,14 @@ _PROMISES = re.compile(
     r"lifetime|free gift|free of charge|money[- ]back|100 ?%|always in stock)\b",
     re.IGNORECASE,
 )
-_FREE_SHIPPING = re.compile(r"\bfree (?:shipping|delivery|postage)\b", re.IGNORECASE)
+_FREE_SHIPPING = re.compile(
+    r"\bfree (?:shipping|delivery|postage)\b"
+    # "Yes, shipping is free for this order": the small model's answer to "is shipping free?"
+    r"|\b(?:shipping|delivery|postage)(?:'s|\s+(?:is|are|will be|would be|comes))?\s+"
+    r"(?:also\s+|always\s+|completely\s+|totally\s+)?(?:free|at no (?:extra )?cost)\b"
+    r"|\bships?\s+(?:for\s+)?free\b",
+    re.IGNORECASE,
+)
 _LINK = re.compile(
     r"https?://|\bwww\.|\b[a-z0-9-]+\.(?:com|net|org|shop|store|io|co|us|uk|biz|info)\b|"
     r"\bdot com\b|\bslash\b",

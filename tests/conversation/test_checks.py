@@ -77,5 +77,14 @@ def test_answers_beyond_the_facts_fail(text: str, kind: str) -> None:
 def test_free_shipping_only_when_the_merchant_says_so() -> None:
     plain = FACTS.script.model_copy(update={"topics": TopicSettings(shipping="Shipping is $4.99.")})
     facts = CallFacts(plain, FACTS.merchant, FACTS.customer)
-    assert [p.kind for p in check_answer("We have free shipping.", facts)] == ["promise"]
+    for text in (
+        "We have free shipping.",
+        "Yes, shipping is free for this order.",
+        "Delivery's free.",
+        "It ships free.",
+        "Shipping comes at no extra cost.",
+    ):
+        assert [p.kind for p in check_answer(text, facts)] == ["promise"], text
     assert check_answer("We have free shipping over $50.", FACTS) == []
+    assert check_answer("Yes, shipping is free over $50.", FACTS) == []
+    assert check_answer("Shipping is 4.99 dollars.", facts) == []
