@@ -196,12 +196,16 @@ class LlamaLlm:
 
 
 def _slim_state(llm: Any) -> Any:
-    """The model's state as ``Llama.save_state`` makes it, without the copy of the logits.
+    """The model's state as ``Llama.save_state`` makes it, without its copy of the logits.
 
-    That copy is the whole logits buffer (batch x vocabulary floats: about 300 MB
-    with Qwen's 151,936 tokens), taken on every save: 35 to 270 ms each on 2
-    cores, on the way to every decision. See :func:`_state_cache` for why nothing
-    needs it.
+    ``save_state`` first copies the model's whole logits buffer (batch x
+    vocabulary floats: about 300 MB with Qwen's 151,936 tokens): 35 to 270 ms
+    on 2 cores for every save, on the way to every decision, and memory the
+    state cache does not count against its capacity. Without ``logits_all``
+    nothing reads those rows back: sampling happens inside llama.cpp, and a
+    restored state is always followed by evaluating at least one token. So a
+    one-value placeholder is kept instead (it broadcasts when the state is
+    loaded), and what the cache counts, the KV state, is what it holds.
     """
     import ctypes
 
@@ -226,25 +230,10 @@ def _slim_state(llm: Any) -> Any:
 
 
 def _state_cache(capacity_bytes: int) -> Any:
-    """llama-cpp-python's RAM cache of model states, each without its copy of the logits.
-
-    A saved state carries the model's whole logits buffer (batch x vocabulary
-    floats: about 300 MB with Qwen's 151,936 tokens), which the cache does not
-    count against its capacity. Without ``logits_all`` nothing reads those rows
-    back: sampling happens inside llama.cpp, and a restored state is always
-    followed by evaluating at least one token. So a one-value placeholder is
-    kept instead (it broadcasts when the state is loaded), and what the cache
-    counts, the KV state, is what it holds.
-    """
-    import numpy as np
+    """llama-cpp-python's RAM cache of model states (each saved by :func:`_slim_state`)."""
     from llama_cpp.llama_cache import LlamaRAMCache
 
-    class SlimStateCache(LlamaRAMCache):
-        def __setitem__(self, key: Any, value: Any) -> None:
-            value.scores = np.zeros((1, 1), dtype=np.single)
-            super().__setitem__(key, value)
-
-    return SlimStateCache(capacity_bytes=capacity_bytes)
+    return LlamaRAMCache(capacity_bytes=capacity_bytes)
 
 
 def _chat_formatter(llm: Any) -> Any:

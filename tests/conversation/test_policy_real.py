@@ -99,6 +99,39 @@ async def test_a_set_stop_flag_ends_the_decision_early(llm: LlamaLlm) -> None:
     assert parse_action(await llm.choose(messages, p.schema, stop)) is None
 
 
+async def test_a_choice_after_the_forced_text_is_made_under_its_own_grammar(
+    llm: LlamaLlm,
+) -> None:
+    # Two offers: after "offer" the schema forces `_discount", "offer": ` and the
+    # model still picks one of the names (grammar.ahead's grammar for the rest).
+    script = ScriptSettings(
+        offers=(
+            OfferSettings(name="ten", code="TEN10", percent=Decimal(10)),
+            OfferSettings(name="five", code="FIVE5", amount=Decimal(5)),
+        )
+    )
+    customer = CustomerFacts.from_checkout(currency="USD", first_name="Dana", total="120.00")
+    p = DialoguePolicy(
+        script,
+        MerchantSettings(name="Acme Outdoors"),
+        customer,
+        ("first_name", "total"),
+        llm,
+        tz=NEW_YORK,
+        now=lambda: NOW,
+    )
+    messages = [
+        ChatMessage("system", p.system_prompt()),
+        ChatMessage("assistant", p.greeting()),
+        ChatMessage("user", "Hmm, it's a bit expensive for me."),
+    ]
+    written = await llm.choose(messages, p.schema, StopFlag())
+    chosen = parse_action(written)
+    assert chosen is not None, written
+    assert chosen.action == "offer_discount", written
+    assert json.loads(written)["offer"] in ("ten", "five")
+
+
 async def test_reading_ahead_leaves_only_the_callers_words(llm: LlamaLlm) -> None:
     p = policy(llm)
     history = [
