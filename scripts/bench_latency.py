@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import resource
 import sys
@@ -54,6 +55,17 @@ def pct(values: list[float], q: float) -> float:
         return float("nan")
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def _measured(value: Any) -> Any:
+    """The figures as JSON allows them: a figure with nothing measured (NaN) is null."""
+    if isinstance(value, dict):
+        return {k: _measured(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_measured(v) for v in value]
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
 
 
 def first_loud_after(call: SimulatedCall, after: float) -> float | None:
@@ -266,7 +278,7 @@ def main() -> int:
             main_async([int(x) for x in args.calls.split(",")], args.turns, Path(tmp), overrides)
         )
     print(f"peak RSS {figures['peak_rss_gib']:.2f} GiB")
-    print(json.dumps(figures))
+    print(json.dumps(_measured(figures)))
     return 0
 
 

@@ -159,7 +159,8 @@ class DialoguePolicy:
         """
         said = list(history) or [ChatMessage("assistant", self.greeting())]
         opening = [ChatMessage("system", self._system), *said]
-        async with contextlib.aclosing(self._llm.stream_reply(opening, stop)) as tokens:
+        reading = self._llm.stream_reply(opening, stop, background=True)
+        async with contextlib.aclosing(reading) as tokens:
             async for _ in tokens:
                 break
 

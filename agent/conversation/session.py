@@ -99,7 +99,9 @@ class CallSession:
         self._reprompted = False
         self._turn = 0
         self._background: set[asyncio.Task[None]] = set()
-        self._warm_stop = StopFlag()  # set when the call ends: no more reading ahead
+        # The model's reading of the call so far: stopped when a decision starts
+        # (which reads it all anyway) and when the call ends.
+        self._reading = StopFlag()
         # A fixed line being played (greeting, reprompt): its text, length and history slot.
         self._line: tuple[str, float, int] | None = None
 
@@ -140,7 +142,7 @@ class CallSession:
             assert self._greeting is not None
             self._play_line(self.policy.greeting(), self._greeting)
             # The model reads its instructions while the greeting plays.
-            self._spawn(self._warm_up())
+            self._read_ahead()
         try:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self._listen())
@@ -150,7 +152,7 @@ class CallSession:
                 watchdog.cancel()
                 keys.cancel()
         finally:
-            self._warm_stop.set()
+            self._reading.set()
             if self._reply is not None:
                 await self._reply.cancel()
             if self._background:
@@ -220,6 +222,7 @@ class CallSession:
     ) -> Reply:
         self._turn += 1
         assert self.actions is not None
+        self._reading.set()  # not needed once the decision reads the call
         reply = Reply(
             turn=self._turn,
             utterance=utterance16k,
@@ -256,11 +259,13 @@ class CallSession:
     def _read_ahead(self) -> None:
         # The model reads the call so far while the agent's words play, so the
         # next decision evaluates only the caller's new words.
-        self._spawn(self._warm_up(list(self.history)))
+        self._reading.set()
+        self._reading = StopFlag()
+        self._spawn(self._warm_up(self._reading, list(self.history)))
 
-    async def _warm_up(self, history: list[ChatMessage] | None = None) -> None:
+    async def _warm_up(self, stop: StopFlag, history: list[ChatMessage]) -> None:
         try:
-            await self.policy.warm_up(self._warm_stop, history or ())
+            await self.policy.warm_up(stop, history)
         except Exception:
             # A cold model only makes the first answer slower.
             log.exception("warming the model up failed")

@@ -18,7 +18,7 @@ from agent.config import LlamaSettings, OpenAiLlmSettings
 from agent.speech.grammar import ahead, continuation, settled_json
 from agent.speech.protocols import ChatMessage
 from agent.speech.weights import PACKAGED, WeightsError, packaged_llm
-from agent.speech.worker import ModelWorker, StopFlag
+from agent.speech.worker import PAUSE, CpuTurns, ModelWorker, Pause, StopFlag, Urgency
 
 
 def gguf_path(settings: LlamaSettings, models_dir: Path) -> Path:
@@ -34,10 +34,13 @@ def gguf_path(settings: LlamaSettings, models_dir: Path) -> Path:
 
 
 FREE_STRING_TOKENS = 60  # a spoken sentence or two; longer fails the schema's maxLength
+READ_TOKENS = 16  # prompt tokens read in one CPU turn: 0.2 to 0.4 s on 2 cores (BENCHMARKS.md)
 
 
 class LlamaLlm:
-    def __init__(self, settings: LlamaSettings, models_dir: Path) -> None:
+    def __init__(
+        self, settings: LlamaSettings, models_dir: Path, turns: CpuTurns | None = None
+    ) -> None:
         from llama_cpp import Llama
 
         self._settings = settings
@@ -52,12 +55,16 @@ class LlamaLlm:
             self._llm.set_cache(_state_cache(settings.state_cache_mb << 20))
             # Also what create_completion calls when a completion runs to its end.
             self._llm.save_state = lambda: _slim_state(self._llm)  # type: ignore[method-assign]
-        self._worker = ModelWorker("llama")
+        # On a GPU the model's work leaves the CPU to the other models.
+        on_cpu = turns if settings.gpu_layers == 0 else None
+        self._worker = ModelWorker("llama", Urgency.DECISION, on_cpu)
         self._formatter = _chat_formatter(self._llm)
 
     def _tokens(
         self, messages: Sequence[ChatMessage], stop: StopFlag, **extra: Any
-    ) -> Iterator[str]:
+    ) -> Iterator[str | Pause]:
+        if self._formatter is not None:
+            yield from self._read(self._prompt(messages))
         options: dict[str, Any] = {
             "temperature": self._settings.temperature,
             "max_tokens": self._settings.max_tokens,
@@ -92,9 +99,10 @@ class LlamaLlm:
             cache[key] = self._llm.save_state()
 
     def stream_reply(
-        self, messages: Sequence[ChatMessage], stop: StopFlag
+        self, messages: Sequence[ChatMessage], stop: StopFlag, *, background: bool = False
     ) -> AsyncGenerator[str, None]:
-        return self._worker.stream(lambda: self._tokens(messages, stop), stop)
+        urgency = Urgency.BACKGROUND if background else None
+        return self._worker.stream(lambda: self._tokens(messages, stop), stop, urgency=urgency)
 
     async def choose(
         self, messages: Sequence[ChatMessage], schema: dict[str, Any], stop: StopFlag
@@ -108,7 +116,7 @@ class LlamaLlm:
         key = json.dumps(schema, sort_keys=True)
         rest = _continuation(key) if self._formatter is not None else None
 
-        def written() -> Iterator[str]:
+        def written() -> Iterator[str | Pause]:
             if stop.is_set:  # before the prompt is evaluated, which takes longest
                 yield ""
                 return
@@ -120,10 +128,14 @@ class LlamaLlm:
                 pieces = self._continue(messages, rest.opening, rest.grammar, schema, stop)
             try:
                 for piece in pieces:
+                    if isinstance(piece, Pause):
+                        yield piece
+                        continue
                     text += piece
                     if (whole := settled_json(text, schema)) is not None:
                         text = whole
                         break
+                    yield PAUSE  # each token in its own turn
             finally:
                 self._remember()
             yield text
@@ -137,16 +149,11 @@ class LlamaLlm:
         grammar: str,
         schema: dict[str, Any],
         stop: StopFlag,
-    ) -> Iterator[str]:
+    ) -> Iterator[str | Pause]:
         from llama_cpp.llama_grammar import LlamaGrammar
 
-        assert self._formatter is not None
-        # Formatted and tokenized as create_chat_completion does, so the two share
-        # the cached start of the prompt.
-        chat = self._formatter(messages=[{"role": m.role, "content": m.content} for m in messages])
-        prompt: list[int] = self._llm.tokenize(
-            chat.prompt.encode(), add_bos=not chat.added_special, special=True
-        )
+        prompt = self._prompt(messages)
+        yield from self._read(prompt + self._plain(opening))
         text = opening
         step = ahead(text, schema)
         if step is None:
@@ -173,6 +180,43 @@ class LlamaLlm:
         yield from self._complete(prompt + self._plain(text), stop, free)
         yield step.closing
 
+    def _prompt(self, messages: Sequence[ChatMessage]) -> list[int]:
+        """The chat's tokens as create_chat_completion makes them, so the two share a cache."""
+        assert self._formatter is not None
+        chat = self._formatter(messages=[{"role": m.role, "content": m.content} for m in messages])
+        return list(
+            self._llm.tokenize(chat.prompt.encode(), add_bos=not chat.added_special, special=True)
+        )
+
+    def _read(self, prompt: list[int]) -> Iterator[Pause]:
+        """Reads a long ``prompt`` :data:`READ_TOKENS` at a time, up to its last few tokens.
+
+        A completion reads the whole prompt at its start, in one go, and more
+        urgent work of the other models (a transcript, the agent's words) would
+        wait for all of it; between these parts it takes its turn. The
+        completion then finds them in the model's memory and reads the rest in
+        one batch (short prompts, such as a caller's line read after the call
+        was read ahead, are left to it whole: small batches read more slowly).
+        A saved state is restored first, as a completion does.
+        """
+        llm = self._llm
+        common = llm.longest_token_prefix
+        if len(prompt) - common(llm._input_ids.tolist(), prompt) <= 2 * READ_TOKENS:
+            return
+        if llm.cache is not None:
+            try:
+                saved = llm.cache[prompt]
+            except KeyError:
+                saved = None
+            if saved is not None and common(saved.input_ids.tolist(), prompt) > common(
+                llm._input_ids.tolist(), prompt
+            ):
+                llm.load_state(saved)
+        llm.n_tokens = common(llm._input_ids.tolist(), prompt[:-1])
+        while len(prompt) - llm.n_tokens > 2 * READ_TOKENS:
+            llm.eval(prompt[llm.n_tokens : llm.n_tokens + READ_TOKENS])
+            yield PAUSE
+
     def _plain(self, text: str) -> list[int]:
         return list(self._llm.tokenize(text.encode(), add_bos=False, special=False))
 
@@ -190,7 +234,9 @@ class LlamaLlm:
     async def warm_up(self, system_prompt: str) -> None:
         """Evaluates the system prompt once so the first call finds it cached."""
         async for _ in self.stream_reply(
-            [ChatMessage("system", system_prompt), ChatMessage("user", "Hello?")], StopFlag()
+            [ChatMessage("system", system_prompt), ChatMessage("user", "Hello?")],
+            StopFlag(),
+            background=True,
         ):
             pass
 
@@ -304,9 +350,10 @@ class OpenAiLlm:
                     yield str(delta["content"])
 
     def stream_reply(
-        self, messages: Sequence[ChatMessage], stop: StopFlag
+        self, messages: Sequence[ChatMessage], stop: StopFlag, *, background: bool = False
     ) -> AsyncGenerator[str, None]:
-        return self._worker.stream(lambda: self._tokens(messages, stop), stop)
+        urgency = Urgency.BACKGROUND if background else None
+        return self._worker.stream(lambda: self._tokens(messages, stop), stop, urgency=urgency)
 
     async def choose(
         self, messages: Sequence[ChatMessage], schema: dict[str, Any], stop: StopFlag

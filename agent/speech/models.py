@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from agent.audio.resample import resample
 from agent.config import LlamaSettings, SpeechSettings
 from agent.speech.protocols import Llm, Stt, Tts, Vad
-from agent.speech.worker import StopFlag
+from agent.speech.worker import CpuTurns, StopFlag
 
 log = logging.getLogger(__name__)
 TELEPHONE_RATE = 8000
@@ -51,11 +51,12 @@ async def load_speech(settings: SpeechSettings, system_prompt: str) -> Speech:
     from agent.speech.whisper import WhisperStt
 
     started = time.perf_counter()
-    stt = WhisperStt(settings.stt)
-    tts = PiperTts(settings.tts)
+    turns = CpuTurns() if settings.cpu_turns else None
+    stt = WhisperStt(settings.stt, turns)
+    tts = PiperTts(settings.tts, turns)
     llm: LlamaLlm | OpenAiLlm
     if isinstance(settings.llm, LlamaSettings):
-        llm = LlamaLlm(settings.llm, settings.models_dir)
+        llm = LlamaLlm(settings.llm, settings.models_dir, turns)
     else:
         llm = OpenAiLlm(settings.llm)
     speech = Speech(SileroVad(), stt, llm, tts)

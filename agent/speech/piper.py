@@ -8,7 +8,7 @@ from pathlib import Path
 from agent.config import PiperSettings
 from agent.speech.protocols import SpeechChunk
 from agent.speech.weights import PACKAGED, WeightsError, packaged_voice
-from agent.speech.worker import ModelWorker, StopFlag
+from agent.speech.worker import CpuTurns, ModelWorker, StopFlag, Urgency
 
 
 def voice_path(settings: PiperSettings) -> Path:
@@ -23,14 +23,14 @@ def voice_path(settings: PiperSettings) -> Path:
 class PiperTts:
     """Speaks text with one Piper voice, loaded once."""
 
-    def __init__(self, settings: PiperSettings) -> None:
+    def __init__(self, settings: PiperSettings, turns: CpuTurns | None = None) -> None:
         from piper import PiperVoice, SynthesisConfig
 
         path = voice_path(settings)
         self._voice = PiperVoice.load(path, config_path=f"{path}.json")
         self._config = SynthesisConfig(length_scale=settings.length_scale)
         self.rate = int(self._voice.config.sample_rate)
-        self._worker = ModelWorker("piper")
+        self._worker = ModelWorker("piper", Urgency.VOICE, turns)
 
     def _chunks(self, text: str) -> Iterator[SpeechChunk]:
         for chunk in self._voice.synthesize(text, syn_config=self._config):

@@ -45,9 +45,13 @@ class ChatMessage:
 
 class Llm(Protocol):
     def stream_reply(
-        self, messages: Sequence[ChatMessage], stop: StopFlag
+        self, messages: Sequence[ChatMessage], stop: StopFlag, *, background: bool = False
     ) -> AsyncGenerator[str, None]:
-        """The reply's text as it is written, token by token."""
+        """The reply's text as it is written, token by token.
+
+        ``background``: work no one waits for (reading a call ahead, warming
+        up), which goes after every decision that waits.
+        """
         ...
 
     async def choose(

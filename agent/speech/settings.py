@@ -96,3 +96,8 @@ class SpeechSettings(_Section):
     llm: Annotated[LlamaSettings | OpenAiLlmSettings, Field(discriminator="kind")] = LlamaSettings()
     tts: PiperSettings = PiperSettings()
     turn: TurnSettings = TurnSettings()
+    # The models take turns on the CPU, the most urgent work first (the agent's
+    # words, then a caller's transcript, then decisions, then reading ahead),
+    # instead of computing at once and slowing each other down. Off suits a
+    # machine with cores enough for every model's threads at once.
+    cpu_turns: bool = True

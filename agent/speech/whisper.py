@@ -11,7 +11,7 @@ import numpy as np
 from agent.config import WhisperSettings
 from agent.speech.protocols import Transcript
 from agent.speech.weights import PACKAGED, WeightsError, packaged_whisper
-from agent.speech.worker import ModelWorker
+from agent.speech.worker import CpuTurns, ModelWorker, Urgency
 
 
 def whisper_folder(settings: WhisperSettings) -> Path:
@@ -29,7 +29,7 @@ def whisper_folder(settings: WhisperSettings) -> Path:
 class WhisperStt:
     """Transcribes caller turns. Loaded once; one call at a time on its thread."""
 
-    def __init__(self, settings: WhisperSettings) -> None:
+    def __init__(self, settings: WhisperSettings, turns: CpuTurns | None = None) -> None:
         # Never ask a model hub for anything: the weights are local.
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         from faster_whisper import WhisperModel
@@ -42,7 +42,7 @@ class WhisperStt:
             cpu_threads=settings.cpu_threads,
             local_files_only=True,
         )
-        self._worker = ModelWorker("whisper")
+        self._worker = ModelWorker("whisper", Urgency.HEARING, turns)
 
     def _run(self, pcm16k: bytes) -> Transcript:
         started = time.perf_counter()

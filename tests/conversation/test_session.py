@@ -267,6 +267,24 @@ async def test_the_model_reads_the_call_ahead_while_the_answer_plays() -> None:
         decided = llm.choose_requests[-1][0]
         assert decided[: len(ahead)] == ahead
         assert decided[-1].content == "and sizes"
+        # Reading ahead waits behind every decision of every call.
+        assert llm.background == [True] * len(llm.requests)
+
+
+async def test_a_decision_stops_the_reading_ahead_it_makes_needless() -> None:
+    speech = slow_answer(0.0, "It comes in green.", stt=["what colours"])
+    llm = speech.llm
+    assert isinstance(llm, FakeLlm)
+    async for _session, call in start(speech):
+        await asyncio.sleep(0.4)
+        greeting_read = llm.stop_flags[0]
+        assert not greeting_read.is_set
+        # The caller's turn is decided on all the call's words: the greeting's
+        # reading, had it not run yet, would only be work for nothing.
+        await call.caller(("speak", 0.5), ("quiet", 0.4))
+        assert greeting_read.is_set
+        await call.caller(("quiet", 1.0))
+        assert len(llm.stop_flags) == 2 and not llm.stop_flags[-1].is_set
 
 
 async def test_an_answer_that_ends_the_call_is_not_read_ahead() -> None:

@@ -64,6 +64,8 @@ class FakeLlm:
     reply: str = ""
     token_s: float = 0.02
     requests: list[list[ChatMessage]] = field(default_factory=list)
+    background: list[bool] = field(default_factory=list)  # each request's ``background``
+    stop_flags: list[StopFlag] = field(default_factory=list)  # each request's ``stop``
     stopped_early: int = 0
     choices: list[str] = field(default_factory=list)
     choose_requests: list[tuple[list[ChatMessage], dict[str, Any]]] = field(default_factory=list)
@@ -89,9 +91,11 @@ class FakeLlm:
         return "\n".join(m.content for m in shown)
 
     async def stream_reply(
-        self, messages: Sequence[ChatMessage], stop: StopFlag
+        self, messages: Sequence[ChatMessage], stop: StopFlag, *, background: bool = False
     ) -> AsyncGenerator[str, None]:
         self.requests.append(list(messages))
+        self.background.append(background)
+        self.stop_flags.append(stop)
         words = self.reply.split(" ")
         finished = False
         try:
