@@ -169,6 +169,12 @@ class Timeline:
         with self.lock:
             self.spans.append((name, start, time.perf_counter()))
 
+    def tokens(self, count: int) -> Iterator[int]:
+        """A model writing ``count`` tokens of 20 ms each."""
+        for i in range(count):
+            self.work("token", 0.02)
+            yield i
+
     def overlaps(self) -> int:
         spans = sorted(self.spans, key=lambda s: s[1])
         return sum(b[1] < a[2] for a, b in itertools.pairwise(spans))
@@ -180,12 +186,7 @@ async def test_models_take_turns_and_a_transcript_waits_one_token_at_most() -> N
     stt = ModelWorker("stt", Urgency.HEARING, turns)
     timeline = Timeline()
 
-    def tokens() -> Iterator[int]:
-        for i in range(30):
-            timeline.work("token", 0.02)
-            yield i
-
-    writing = asyncio.ensure_future(_drain(llm.stream(tokens, StopFlag())))
+    writing = asyncio.ensure_future(_drain(llm.stream(lambda: timeline.tokens(30), StopFlag())))
     await asyncio.sleep(0.1)
     asked = time.perf_counter()
     await stt.run(lambda: timeline.work("transcript", 0.1))
@@ -204,12 +205,7 @@ async def test_without_turns_models_run_at_once() -> None:
     llm, stt = ModelWorker("llm"), ModelWorker("stt")
     timeline = Timeline()
 
-    def tokens() -> Iterator[int]:
-        for i in range(10):
-            timeline.work("token", 0.02)
-            yield i
-
-    writing = asyncio.ensure_future(_drain(llm.stream(tokens, StopFlag())))
+    writing = asyncio.ensure_future(_drain(llm.stream(lambda: timeline.tokens(10), StopFlag())))
     await asyncio.sleep(0.05)
     await stt.run(lambda: timeline.work("transcript", 0.1))
     await writing
