@@ -35,6 +35,7 @@ import argparse
 import asyncio
 import datetime as dt
 import json
+import os
 import re
 import statistics
 import sys
@@ -470,15 +471,15 @@ def main() -> None:
     parser.add_argument("--model", help="a local .gguf file instead of the packaged model")
     parser.add_argument("--json-out", type=Path, help="write each turn of each scenario here")
     parser.add_argument("--scenarios", type=Path, default=SCENARIOS)
-    parser.add_argument("--audio", action="store_true", help="through Asterisk (not yet)")
+    parser.add_argument(
+        "--audio",
+        action="store_true",
+        help="the same scenarios on real calls through Asterisk (scripts/eval_dialogue_audio.py)",
+    )
     args = parser.parse_args()
     if args.audio:
-        print(
-            "audio mode: through Asterisk and the simulator, see BENCHMARKS.md, "
-            '"Dialogue evaluation"; it needs the policy wired into calls and is not built yet',
-            file=sys.stderr,
-        )
-        raise SystemExit(2)
+        audio = Path(__file__).with_name("eval_dialogue_audio.py")
+        os.execv(sys.executable, [sys.executable, str(audio), *sys.argv[1:]])
     scenarios = load_scenarios(args.scenarios)
     if args.only:
         unknown = set(args.only) - {s.name for s in scenarios}

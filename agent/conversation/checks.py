@@ -1,8 +1,9 @@
 """Checks of the model's free answers before they are spoken.
 
-A small model invents: a price, a code, "free shipping", a link. An answer is
-spoken only if every amount in it is one the cart justifies, it names no
-percentage or code the script does not offer, promises nothing, carries no
+A small model invents: a price, a code, "free shipping", a link, the colours a
+product comes in. An answer is spoken only if every amount in it is one the
+cart justifies, it names no percentage or code the script does not offer,
+promises nothing, describes no product beyond what the cart says, carries no
 link (links go by text message) and is short. Otherwise the agent says a
 safe line from the script instead.
 """
@@ -19,7 +20,7 @@ from agent.conversation.facts import CallFacts
 MAX_SENTENCES = 2
 MAX_WORDS = 35
 
-ProblemKind = Literal["amount", "percent", "code", "promise", "link", "length"]
+ProblemKind = Literal["amount", "percent", "code", "promise", "detail", "link", "length"]
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,17 @@ _FREE_SHIPPING = re.compile(
     r"|\bships?\s+(?:for\s+)?free\b",
     re.IGNORECASE,
 )
+# What a product is like: nothing the call knows, unless the cart's item names say it.
+_COLOURS = re.compile(
+    r"\b(?:black|white|red|blue|green|yellow|pink|purple|orange|brown|gr[ae]y|navy|beige|"
+    r"silver|gold|tan|teal|maroon|khaki|olive)\b",
+    re.IGNORECASE,
+)
+_RANGE = re.compile(
+    r"\b(?:comes?|came|available|offered|made|sold)\s+in\s+(?:\w+\s+){0,3}"
+    r"(?:sizes?|colou?rs?|styles?|materials?|widths?|shades?|versions?)\b|\bin stock\b",
+    re.IGNORECASE,
+)
 _LINK = re.compile(
     r"https?://|\bwww\.|\b[a-z0-9-]+\.(?:com|net|org|shop|store|io|co|us|uk|biz|info)\b|"
     r"\bdot com\b|\bslash\b",
@@ -98,6 +110,11 @@ def check_answer(text: str, facts: CallFacts) -> list[Problem]:
     shipping = facts.script.topics.shipping or ""
     if not _FREE_SHIPPING.search(shipping):
         problems += [Problem("promise", m[0]) for m in _FREE_SHIPPING.finditer(text)]
+    known = " ".join(item.title for item in facts.customer.items).lower()
+    problems += [
+        Problem("detail", m[0]) for m in _COLOURS.finditer(text) if m[0].lower() not in known
+    ]
+    problems += [Problem("detail", m[0]) for m in _RANGE.finditer(text)]
     problems += [Problem("link", m[0]) for m in _LINK.finditer(text)]
     sentences = len(_SENTENCE_END.findall(text.strip() + " ")) or 1
     words = len(text.split())

@@ -23,7 +23,7 @@ from typing import Literal
 from zoneinfo import ZoneInfo
 
 from agent.campaigns.settings import MerchantSettings
-from agent.conversation import identity
+from agent.conversation import identity, topics
 from agent.conversation.actions import (
     Action,
     AlreadyPurchased,
@@ -196,6 +196,11 @@ class DialoguePolicy:
         turns = sum(m.role == "user" for m in history) + 1
         if turns > self.script.max_turns or elapsed_s >= self.script.max_call_s:
             return self._ending(said, "limit", self.script.templates.goodbye, "completed", "rule")
+        line = topics.answer(topics.asked_topics(said), self.script.topics)
+        if line is not None:
+            # The merchant's own words, at once: the model is neither needed nor reliable here.
+            note = self._note(said, "answer_question")
+            return TurnPlan("answer_question", "rule", (Speak(line),), note)
         messages = [
             ChatMessage("system", self._system),
             *history,

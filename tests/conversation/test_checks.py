@@ -1,4 +1,5 @@
-"""Checks of the model's free answers: amounts, percentages, codes, promises, links, length."""
+"""Checks of the model's free answers: amounts, percentages, codes, promises, product details,
+links, length."""
 
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ FACTS = CallFacts(
         "Shipping is 4.99 dollars, and free shipping over $50.",
         "There is 10 percent off available.",
         "Orders over 40 dollars can save 5 dollars.",
-        "Yes, the tent comes in green.",
+        "Yes, the tent is still in your cart.",
         "I'm Ava, calling for Acme.",
         "",
     ],
@@ -63,6 +64,11 @@ def test_answers_within_the_facts_pass(text: str) -> None:
         ("I guarantee it arrives Friday.", "promise"),
         ("I promise you'll love it.", "promise"),
         ("It's risk-free.", "promise"),
+        ("Yes, the tent comes in green.", "detail"),
+        ("The shoes come in black, white, and red.", "detail"),
+        ("It comes in three sizes.", "detail"),
+        ("The mug is available in two colors.", "detail"),
+        ("Yes, it's in stock.", "detail"),
         ("Go to www.acme.example to finish.", "link"),
         ("Visit https://acme.example/c.", "link"),
         ("It's at acme dot com.", "link"),
@@ -88,3 +94,12 @@ def test_free_shipping_only_when_the_merchant_says_so() -> None:
     assert check_answer("We have free shipping over $50.", FACTS) == []
     assert check_answer("Yes, shipping is free over $50.", FACTS) == []
     assert check_answer("Shipping is 4.99 dollars.", facts) == []
+
+
+def test_a_colour_the_cart_names_may_be_said() -> None:
+    customer = CustomerFacts.from_checkout(
+        currency="USD", items=[{"title": "Black Trail Shoes", "quantity": 1}]
+    )
+    facts = CallFacts(FACTS.script, FACTS.merchant, customer)
+    assert check_answer("Your black trail shoes are still in your cart.", facts) == []
+    assert [p.detail for p in check_answer("They also come in white.", facts)] == ["white"]

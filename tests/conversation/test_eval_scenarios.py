@@ -45,6 +45,7 @@ CATEGORIES = {
     "off_topic",
     "asks_link",
     "shipping_returns",
+    "product_details",
     "not_interested",
     "yes_then_hangs_up",
     "confused_elderly",

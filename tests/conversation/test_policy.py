@@ -176,6 +176,29 @@ async def test_ending_actions_speak_then_hang_up(
     assert plan.effects[-1] == HangUp(outcome)
 
 
+async def test_a_shipping_question_gets_the_merchants_line_without_the_model() -> None:
+    p, llm = policy(act("offer_discount", offer="ten"))
+    plan = await decide(p, "Is shipping free for this order?")
+    assert plan.effects == (Speak("Shipping is 4.99 dollars."),)
+    assert plan.source == "rule" and plan.action == "answer_question" and plan.outcome is None
+    assert llm.choose_requests == []
+
+
+async def test_a_topic_question_with_no_line_or_more_in_it_goes_to_the_model() -> None:
+    p, llm = policy(act("answer_question", say="I don't have that detail."))
+    plan = await decide(p, "Can I return it if it doesn't fit?")  # no returns line
+    assert plan.source == "model" and len(llm.choose_requests) == 1
+    p, llm = policy(act("send_checkout_link"))
+    plan = await decide(p, "How much is shipping, and can you text me the link?")
+    assert plan.action == "send_checkout_link" and len(llm.choose_requests) == 1
+
+
+async def test_opting_out_comes_before_a_topic_question() -> None:
+    p, _ = policy()
+    plan = await decide(p, "How much is shipping? Actually, just stop calling me.")
+    assert plan.outcome == "opted_out"
+
+
 async def test_not_interested_notes_the_objection() -> None:
     p, _ = policy(act("not_interested", reason="shipping"))
     plan = await decide(p, "Shipping is too slow for me.")

@@ -171,14 +171,14 @@ async def test_a_call_ending_mid_reply_leaves_no_task_running() -> None:
 
 
 def slow_answer(choose_s: float, *says: str, stt: list[str] | None = None) -> Speech:
-    speech = answering(stt or ["what colours does it come in"], *says)
+    speech = answering(stt or ["how big is the tent"], *says)
     assert isinstance(speech.llm, FakeLlm)
     speech.llm.choose_s = choose_s
     return speech
 
 
 async def test_a_slow_decision_is_acknowledged_at_once() -> None:
-    speech = slow_answer(1.0, "It comes in green.")
+    speech = slow_answer(1.0, "It sleeps two people.")
     async for session, call in start(speech):
         await asyncio.sleep(0.4)
         loop = asyncio.get_running_loop()
@@ -193,36 +193,36 @@ async def test_a_slow_decision_is_acknowledged_at_once() -> None:
         assert t.response_s < 0.8 < t.answer_s
         # "Okay." is one fake word (120 ms): the answer follows it, not over it.
         assert t.answer_s >= t.acknowledged + t.acknowledgement_s - t.end_of_speech
-        assert session.history[-1].content == "Okay. It comes in green."
+        assert session.history[-1].content == "Okay. It sleeps two people."
         said = [e.text for e in session.events if isinstance(e, Said) and e.who == "agent"]
-        assert said[-1] == "Okay. It comes in green."
+        assert said[-1] == "Okay. It sleeps two people."
 
 
 async def test_a_quick_decision_needs_no_acknowledgement() -> None:
-    speech = slow_answer(0.0, "It comes in green.")
+    speech = slow_answer(0.0, "It sleeps two people.")
     async for session, call in start(speech):
         await asyncio.sleep(0.4)
         await call.caller(("speak", 0.5), ("quiet", 1.5))
         t = next(e for e in session.events if isinstance(e, TurnTimings))
         assert t.acknowledged is None
         assert t.response_s == t.answer_s
-        assert session.history[-1].content == "It comes in green."
+        assert session.history[-1].content == "It sleeps two people."
 
 
 async def test_acknowledgements_take_turns_and_can_be_switched_off() -> None:
-    speech = slow_answer(0.9, "Green.", "Blue.", stt=["colours", "and sizes"])
+    speech = slow_answer(0.9, "Two people.", "Four kilos.", stt=["how big", "and how heavy"])
     async for session, call in start(speech):
         await asyncio.sleep(0.4)
         await call.caller(("speak", 0.5), ("quiet", 2.0))
         await call.caller(("speak", 0.5), ("quiet", 2.0))
         agent = [m.content for m in session.history if m.role == "assistant"][1:]
-        assert agent == ["Okay. Green.", "Alright. Blue."]
+        assert agent == ["Okay. Two people.", "Alright. Four kilos."]
     off = TURN.model_copy(update={"acknowledge_after_ms": None})
-    speech = slow_answer(0.9, "Green.")
+    speech = slow_answer(0.9, "Two people.")
     async for session, call in start(speech, off):
         await asyncio.sleep(0.4)
         await call.caller(("speak", 0.5), ("quiet", 2.0))
-        assert session.history[-1].content == "Green."
+        assert session.history[-1].content == "Two people."
 
 
 async def test_talking_over_the_acknowledgement_stops_the_decision() -> None:
@@ -247,7 +247,7 @@ async def test_talking_over_the_acknowledgement_stops_the_decision() -> None:
 
 
 async def test_the_model_reads_the_call_ahead_while_the_answer_plays() -> None:
-    speech = slow_answer(0.0, "It comes in green.", stt=["what colours", "and sizes"])
+    speech = slow_answer(0.0, "It sleeps two people.", stt=["how big is it", "and how heavy"])
     llm = speech.llm
     assert isinstance(llm, FakeLlm)
     async for session, call in start(speech):
@@ -260,19 +260,19 @@ async def test_the_model_reads_the_call_ahead_while_the_answer_plays() -> None:
         assert [(m.role, m.content) for m in ahead[1:]] == [
             (m.role, m.content) for m in session.history
         ]
-        assert ahead[-1].content == "It comes in green."
+        assert ahead[-1].content == "It sleeps two people."
         # The next decision's prompt starts with what was read ahead.
         await call.caller(("speak", 0.5), ("quiet", 1.0))
         assert len(llm.choose_requests) == 2
         decided = llm.choose_requests[-1][0]
         assert decided[: len(ahead)] == ahead
-        assert decided[-1].content == "and sizes"
+        assert decided[-1].content == "and how heavy"
         # Reading ahead waits behind every decision of every call.
         assert llm.background == [True] * len(llm.requests)
 
 
 async def test_a_decision_stops_the_reading_ahead_it_makes_needless() -> None:
-    speech = slow_answer(0.0, "It comes in green.", stt=["what colours"])
+    speech = slow_answer(0.0, "It sleeps two people.", stt=["how big is it"])
     llm = speech.llm
     assert isinstance(llm, FakeLlm)
     async for _session, call in start(speech):
