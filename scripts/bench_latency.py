@@ -11,6 +11,11 @@ the agent's own timings, the greeting delay after the answer, the barge-in delay
 (the agent's decision to yield to the first silence at the customer's ear, and
 from the customer's first word), and the peak RSS. The last line is one JSON object.
 
+Each customer is a shopper with a cart, as a campaign call knows them: the lab
+campaign's script with the merchant's shipping and returns lines and one offer,
+and the customer's name, cart, total and checkout link. A link the agent sends
+is counted, not texted.
+
     scripts/bench-latency [--calls 1,2,4] [--turns 20]
 """
 
@@ -18,20 +23,29 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import json
 import math
 import os
 import resource
 import sys
 import tempfile
+from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from agent.app import Telephony
 from agent.audio.frames import sounding_end
-from agent.campaigns.calling import default_policy, opening_prompt
+from agent.campaigns.calling import opening_prompt
+from agent.campaigns.settings import CampaignSettings, MerchantSettings
 from agent.conversation.calls import Conversations
-from agent.conversation.events import BargeIn, TurnTimings
+from agent.conversation.events import BargeIn, Said, TurnTimings
+from agent.conversation.facts import CustomerFacts
+from agent.conversation.policy import DialoguePolicy
+from agent.conversation.script import OfferSettings, TopicSettings
+from agent.conversation.session import CallSession
 from agent.simulator.customer import CustomerSimulator, SimulatedCall, _loud
 from agent.simulator.lab import Lab, lab_settings
 from agent.simulator.scenario import AwaitReply, Hangup, Pause, Say, Scenario
@@ -48,6 +62,61 @@ LINES = [
     "I think I will buy them tonight.",
     "Thanks, that is all I needed.",
 ]
+
+
+CART = CustomerFacts.from_checkout(
+    currency="USD",
+    first_name="Dana",
+    items=[{"title": "Trail running shoes", "quantity": 1, "unit_price": "89.00"}],
+    total="89.00",
+    checkout_url="https://store.example/checkouts/bench",
+)
+TOPICS = TopicSettings(
+    shipping="Shipping is 4.99 dollars and takes 3 to 5 business days.",
+    returns="Returns are free within 30 days.",
+)
+OFFER = OfferSettings(name="welcome", code="WELCOME10", percent=10)
+
+
+def customer_policy(
+    campaign: CampaignSettings, merchant: MerchantSettings, speech: Speech
+) -> DialoguePolicy:
+    """A call's dialogue with the bench's shopper (a fresh one per call: it keeps call state)."""
+    script = campaign.script.model_copy(update={"topics": TOPICS, "offers": (OFFER,)})
+    return DialoguePolicy(
+        script,
+        merchant,
+        CART,
+        campaign.customer_fields,
+        speech.llm,
+        tz=ZoneInfo("UTC"),
+        now=lambda: dt.datetime.now(dt.UTC),
+    )
+
+
+class CountedActions:
+    """What the bench's calls do: the link is counted as sent; hanging up is real."""
+
+    def __init__(self) -> None:
+        self.session: CallSession | None = None  # set once the call is placed
+        self.links = 0
+
+    async def add_do_not_call(self, why: str) -> None:
+        pass
+
+    async def send_checkout_link(self) -> bool:
+        self.links += 1
+        return True
+
+    async def schedule_callback(self, at: dt.datetime) -> None:
+        pass
+
+    async def transfer(self, target: str) -> None:
+        pass
+
+    async def hang_up(self) -> None:
+        assert self.session is not None
+        await self.session.media.hangup()
 
 
 def pct(values: list[float], q: float) -> float:
@@ -80,6 +149,7 @@ async def place_round(
     agent: Conversations,
     tel: Telephony,
     sim: CustomerSimulator,
+    policy: Callable[[], DialoguePolicy],
     calls: int,
     turns: int,
     lines: list[bytes],
@@ -98,7 +168,12 @@ async def place_round(
             steps += [Say(pcm=line, label=f"turn{t}"), AwaitReply(silence_s=PATIENCE_S)]
         steps += [Pause(0.5), Hangup()]
         sim.book.add(number, Scenario(steps=tuple(steps), max_call_s=600))
-        placed.append((number, *await agent.place(tel, number, amd=False, record=False)))
+        actions = CountedActions()
+        call, session = await agent.place(
+            tel, number, policy=policy(), actions=actions, amd=False, record=False
+        )
+        actions.session = session
+        placed.append((number, call, session))
     return placed
 
 
@@ -106,9 +181,11 @@ async def run_calls(
     tel: Telephony,
     agent: Conversations,
     sim: CustomerSimulator,
+    policy: Callable[[], DialoguePolicy],
     calls: int,
     turns: int,
     lines: list[bytes],
+    show: bool = False,
 ) -> dict[str, Any]:
     v2v: list[float] = []
     answers: list[float] = []  # to the answer's first words, after any acknowledgement
@@ -117,21 +194,27 @@ async def run_calls(
     missed = 0
     greeting: list[float] = []
     stages: dict[str, list[float]] = {"stt": [], "llm_first_token": [], "tts_first_audio": []}
+    intents: Counter[str] = Counter()  # what the agent did at each turn
     rounds = 0
     # The dialogue policy may end a call before its lines run out ("that is all I
     # needed"): more rounds of calls until enough turns were measured.
     while len(v2v) + missed < turns and rounds < MAX_ROUNDS:
-        placed_all = await place_round(agent, tel, sim, calls, turns, lines, rounds)
+        placed_all = await place_round(agent, tel, sim, policy, calls, turns, lines, rounds)
         rounds += 1
         for number, placed, session in placed_all:
             await placed.wait_done(900)
             call = await sim.wait_call(number)
             await call.wait_done(10)
             assert call.connected_at is not None
+            if show:
+                for event in session.events:
+                    if isinstance(event, Said):
+                        print(f"  {number} {event.who}: {event.text}", flush=True)
             first = first_loud_after(call, call.connected_at)
             if first is not None:
                 greeting.append(first - call.connected_at)
             timings = [e for e in session.events if isinstance(e, TurnTimings)]
+            intents.update(note.intent for note in session.record.notes)
             for i, line in enumerate(call.said):
                 # The reply counts only if it came before the customer's next line.
                 limit = call.said[i + 1].started_at if i + 1 < len(call.said) else float("inf")
@@ -170,6 +253,7 @@ async def run_calls(
         "turns_without_agent_timing": unmatched,
         "stages_p50_s": {k: pct(v, 0.5) for k, v in stages.items()},
         "greeting_delay_s": {"p50": pct(greeting, 0.5), "max": max(greeting, default=0)},
+        "intents": dict(intents.most_common()),
     }
 
 
@@ -205,7 +289,11 @@ async def barge_in(
 
 
 async def main_async(
-    calls: list[int], turns: int, state: Path, turn_overrides: dict[str, int | None]
+    calls: list[int],
+    turns: int,
+    state: Path,
+    turn_overrides: dict[str, int | None],
+    show: bool = False,
 ) -> dict[str, Any]:
     settings = lab_settings(state, tag=f"lat{os.getpid() % 10000}")
     if turn_overrides:
@@ -217,12 +305,15 @@ async def main_async(
         campaign = settings.campaigns[0]
         speech = await load_speech(settings.speech, opening_prompt(campaign, settings.merchant))
         lines = [await speech.render(text) for text in LINES]
-        policy = default_policy(campaign, settings.merchant, speech.llm)
-        agent = Conversations(speech, policy, settings.speech.turn)
+
+        def policy() -> DialoguePolicy:
+            return customer_policy(campaign, settings.merchant, speech)
+
+        agent = Conversations(speech, policy(), settings.speech.turn)
         out: dict[str, Any] = {"runs": {}}
         async with CustomerSimulator(settings.simulator) as sim, Telephony(settings, agent) as tel:
             for n in calls:
-                result = await run_calls(tel, agent, sim, n, turns, lines)
+                result = await run_calls(tel, agent, sim, policy, n, turns, lines, show)
                 out["runs"][str(n)] = result
                 v = result["voice_to_voice_s"]
                 st = result["stages_p50_s"]
@@ -235,7 +326,8 @@ async def main_async(
                     f"first); stages p50: end of speech to transcript "
                     f"{st['stt']:.2f} s, to first token {st['llm_first_token']:.2f} s, to first "
                     f"audio {st['tts_first_audio']:.2f} s; greeting "
-                    f"{result['greeting_delay_s']['p50']:.2f} s after answer",
+                    f"{result['greeting_delay_s']['p50']:.2f} s after answer; the agent's "
+                    f"actions: {result['intents']}",
                     flush=True,
                 )
             out["barge_in"] = await barge_in(tel, agent, sim, speech)
@@ -262,6 +354,9 @@ def main() -> int:
         action="store_true",
         help='never say "Okay." while the answer is decided (speech.turn.acknowledge_after_ms)',
     )
+    parser.add_argument(
+        "--show", action="store_true", help="print what each call's customer and agent said"
+    )
     args = parser.parse_args()
     overrides: dict[str, int | None] = {
         k: v
@@ -275,7 +370,9 @@ def main() -> int:
         overrides["acknowledge_after_ms"] = None
     with tempfile.TemporaryDirectory(prefix="cartline-latency-") as tmp:
         figures = asyncio.run(
-            main_async([int(x) for x in args.calls.split(",")], args.turns, Path(tmp), overrides)
+            main_async(
+                [int(x) for x in args.calls.split(",")], args.turns, Path(tmp), overrides, args.show
+            )
         )
     print(f"peak RSS {figures['peak_rss_gib']:.2f} GiB")
     print(json.dumps(_measured(figures)))
