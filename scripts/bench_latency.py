@@ -210,6 +210,16 @@ async def run_calls(
                 for event in session.events:
                     if isinstance(event, Said):
                         print(f"  {number} {event.who}: {event.text}", flush=True)
+                    elif isinstance(event, TurnTimings):
+                        ack = event.acknowledged
+                        print(
+                            f"  {number} turn {event.turn}: transcript "
+                            f"{event.stt_done - event.end_of_speech:.2f} s, first token "
+                            f"{event.first_token - event.end_of_speech:.2f} s, acknowledged "
+                            + (f"{ack - event.end_of_speech:.2f} s" if ack else "no")
+                            + f", answer {event.answer_s:.2f} s",
+                            flush=True,
+                        )
             first = first_loud_after(call, call.connected_at)
             if first is not None:
                 greeting.append(first - call.connected_at)
