@@ -93,8 +93,10 @@ class TopicSettings(_Section):
 
     cart_items: bool = True
     totals: bool = True
-    # The merchant's own words, spoken or paraphrased; None: the agent does not discuss it.
+    # The merchant's own words: said as written to a plain question about the topic, and
+    # given to the model for the rest; None: the agent does not discuss it.
     shipping: str | None = Field(None, max_length=300)
+    # The same, for returns and refunds.
     returns: str | None = Field(None, max_length=300)
 
 
