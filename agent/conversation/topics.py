@@ -41,8 +41,8 @@ _ASKING = re.compile(r"\b(?:wondering|want to know|like to know|tell me)\b")
 _OTHER = re.compile(
     r"\b(?:link|text|texts|texted|sms|email|discount|code|coupon|offer|deal|cheaper|expensive|"
     r"too much|afford|person|human|someone|manager|representative|agent|interested|busy|later|"
-    r"tomorrow|call me|call back|callback|already|bought|purchased|paid|wrong|who|why|stop|"
-    r"remove|cancel)\b"
+    r"tomorrow|call me|call back|callback|already|buy|bought|purchase|purchased|paid|checkout|"
+    r"check out|wrong|who|why|stop|remove|cancel)\b"
 )
 
 
