@@ -42,7 +42,7 @@ _OTHER = re.compile(
     r"\b(?:link|text|texts|texted|sms|email|discount|code|coupon|offer|deal|cheaper|expensive|"
     r"too much|afford|person|human|someone|manager|representative|agent|interested|busy|later|"
     r"tomorrow|call me|call back|callback|already|buy|bought|purchase|purchased|paid|checkout|"
-    r"check out|wrong|who|why|stop|remove|cancel)\b"
+    r"check out|guarantee|guaranteed|promise|wrong|who|why|stop|remove|cancel)\b"
 )
 
 

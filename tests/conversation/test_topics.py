@@ -49,6 +49,7 @@ def test_a_plain_question_about_a_topic(said: str, topics: tuple[str, ...]) -> N
         "I already returned them, why are you calling?",
         "Can I speak to a person about a refund?",
         "Can I buy them now and have them shipped to my office?",
+        "Can you guarantee it arrives by Friday?",
         "Who is this? Is it about my delivery?",
         # Neither topic.
         "What colors do the shoes come in?",
