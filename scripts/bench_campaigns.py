@@ -70,15 +70,17 @@ AREAS = [
 ]  # fmt: skip
 
 
-class _NoCalls:
+class NoCalls:
     async def place_call(self, request: CallRequest) -> CallResult:
         raise RuntimeError("the benchmark places no calls")
 
 
-class _Served:
+class BenchServer:
+    """What the web application needs of a server, with a scheduler that places no calls."""
+
     def __init__(self, db: Database, settings: Settings) -> None:
         self.inbox = Inbox(db, Intake(db, settings))
-        self.scheduler = Scheduler(db, settings.scheduler, settings.campaigns, _NoCalls())
+        self.scheduler = Scheduler(db, settings.scheduler, settings.campaigns, NoCalls())
         self.ready = True
         self.db = db
         self.settings = settings
@@ -102,7 +104,7 @@ async def bench_webhooks(url: str, n: int, concurrency: int) -> dict[str, float]
     db = Database(url)
     await asyncio.to_thread(db.migrate)
     locate(None, "+12125550100")  # load the number-to-place tables before the clock starts
-    served = _Served(db, settings)
+    served = BenchServer(db, settings)
     # Only the inbox's writer runs while the deliveries arrive, so the acceptance
     # rate is measured alone; applying the inbox is timed after.
     served.inbox.start(apply=False)

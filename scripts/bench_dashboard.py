@@ -36,10 +36,6 @@ from sqlalchemy import insert
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from agent.campaigns.inbox import Inbox  # noqa: E402
-from agent.campaigns.intake import Intake  # noqa: E402
-from agent.campaigns.placement import CallRequest, CallResult  # noqa: E402
-from agent.campaigns.scheduler import Scheduler  # noqa: E402
 from agent.config import Settings, parse_settings  # noqa: E402
 from agent.store.db import Database  # noqa: E402
 from agent.store.tables import (  # noqa: E402
@@ -58,6 +54,9 @@ from agent.web import accounts, auth  # noqa: E402
 from agent.web.access import Role  # noqa: E402
 from agent.web.app import make_web_app  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_campaigns import BenchServer  # noqa: E402
+
 CAMPAIGNS = ("checkout-recovery", "winback")
 STATUSES = [
     ("answered", 0.35),
@@ -73,21 +72,6 @@ TURNS = [
     {"speaker": "agent", "text": "I can text you the link now.", "start_ms": 4300},
 ]
 PASSWORD = "bench password long enough"
-
-
-class _NoCalls:
-    async def place_call(self, request: CallRequest) -> CallResult:
-        raise RuntimeError("the benchmark places no calls")
-
-
-class _Served:
-    def __init__(self, db: Database, settings: Settings) -> None:
-        self.inbox = Inbox(db, Intake(db, settings))
-        self.scheduler = Scheduler(db, settings.scheduler, settings.campaigns, _NoCalls())
-        self.ready = True
-        self.db = db
-        self.settings = settings
-        self.keys = None
 
 
 def _status(rng: random.Random) -> str:
@@ -210,7 +194,7 @@ async def time_pages(db: Database, settings: Settings, calls: int, runs: int) ->
         "compliance": "/compliance",
     }
     medians: dict[str, float] = {}
-    app = make_web_app(_Served(db, settings))
+    app = make_web_app(BenchServer(db, settings))
     async with TestClient(TestServer(app)) as client:
         headers = {"Cookie": f"{auth.SESSION_COOKIE}={key}"}
         for name, path in pages.items():
