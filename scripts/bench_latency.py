@@ -34,11 +34,10 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from agent.app import Telephony
 from agent.audio.frames import sounding_end
-from agent.campaigns.calling import opening_prompt
+from agent.campaigns.calling import UTC, opening_prompt
 from agent.campaigns.settings import CampaignSettings, MerchantSettings
 from agent.conversation.calls import Conversations
 from agent.conversation.events import BargeIn, Said, TurnTimings
@@ -89,23 +88,21 @@ def customer_policy(
         CART,
         campaign.customer_fields,
         speech.llm,
-        tz=ZoneInfo("UTC"),
+        tz=UTC,
         now=lambda: dt.datetime.now(dt.UTC),
     )
 
 
-class CountedActions:
-    """What the bench's calls do: the link is counted as sent; hanging up is real."""
+class BenchActions:
+    """What the bench's calls do: the link counts as sent (no text goes out); hanging up is real."""
 
     def __init__(self) -> None:
         self.session: CallSession | None = None  # set once the call is placed
-        self.links = 0
 
     async def add_do_not_call(self, why: str) -> None:
         pass
 
     async def send_checkout_link(self) -> bool:
-        self.links += 1
         return True
 
     async def schedule_callback(self, at: dt.datetime) -> None:
@@ -168,7 +165,7 @@ async def place_round(
             steps += [Say(pcm=line, label=f"turn{t}"), AwaitReply(silence_s=PATIENCE_S)]
         steps += [Pause(0.5), Hangup()]
         sim.book.add(number, Scenario(steps=tuple(steps), max_call_s=600))
-        actions = CountedActions()
+        actions = BenchActions()
         call, session = await agent.place(
             tel, number, policy=policy(), actions=actions, amd=False, record=False
         )
